@@ -1,0 +1,321 @@
+package bdev
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	"sluice/engine/reactor"
+)
+
+// IOType is the kind of an I/O.
+type IOType uint8
+
+// I/O types. Unmap is NVMe's Dataset Management deallocate and SCSI's UNMAP.
+const (
+	IORead IOType = iota
+	IOWrite
+	IOFlush
+	IOWriteZeroes
+	IOUnmap
+	numIOTypes
+)
+
+func (t IOType) String() string {
+	switch t {
+	case IORead:
+		return "read"
+	case IOWrite:
+		return "write"
+	case IOFlush:
+		return "flush"
+	case IOWriteZeroes:
+		return "write_zeroes"
+	case IOUnmap:
+		return "unmap"
+	}
+	return fmt.Sprintf("IOType(%d)", uint8(t))
+}
+
+// Status is the outcome of an I/O. Protocol targets map it to their wire statuses.
+type Status uint8
+
+// I/O statuses.
+const (
+	StatusSuccess     Status = iota
+	StatusIOError            // the medium failed (EIO and other errnos)
+	StatusNoSpace            // the backing store is full (ENOSPC)
+	StatusOutOfRange         // beyond the end of the device or misaligned
+	StatusUnsupported        // the bdev does not serve this I/O type
+	StatusNoMemory           // transient lack of resources; the host may retry
+	StatusAborted            // the channel was closed under the I/O
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusSuccess:
+		return "success"
+	case StatusIOError:
+		return "io_error"
+	case StatusNoSpace:
+		return "no_space"
+	case StatusOutOfRange:
+		return "out_of_range"
+	case StatusUnsupported:
+		return "unsupported"
+	case StatusNoMemory:
+		return "no_memory"
+	case StatusAborted:
+		return "aborted"
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// IO is one block I/O. Its owner (a protocol request context) preallocates it, sets
+// Done once, and reuses it for every request, so submitting allocates nothing.
+type IO struct {
+	Type   IOType
+	FUA    bool   // write: durable before completion
+	Offset uint64 // bytes, a multiple of the block size
+	Length uint64 // bytes, a multiple of the block size
+	Buf    []byte // read/write data, len(Buf) == Length; off-heap memory
+
+	Status Status
+	Errno  int32 // the OS error behind StatusIOError/StatusNoSpace, for diagnostics
+
+	// Done is called exactly once, on the submitting reactor, possibly before
+	// Submit returns.
+	Done func(*IO)
+
+	ch      *Channel
+	startNs int64
+}
+
+// Caps says what a bdev serves beyond read and write.
+type Caps struct {
+	Flush       bool // FLUSH reaches stable storage
+	FUA         bool // FUA writes are durable at completion
+	WriteZeroes bool
+	Unmap       bool
+	// UnmapReadsZero: blocks read as zeros after Unmap (NVMe DLFEAT=001b, SCSI LBPRZ).
+	UnmapReadsZero bool
+	// VolatileCache: writes may sit in a volatile cache until FLUSH (NVMe VWC, SCSI WCE).
+	VolatileCache bool
+}
+
+// Backend is what a bdev module implements (SPDK's bdev function table).
+type Backend interface {
+	// NewChannel makes the backend's per-reactor I/O state. Called on r.
+	NewChannel(r *reactor.Reactor) (BackendChannel, error)
+	// Close releases the backend once no channel is open.
+	Close() error
+}
+
+// BackendChannel serves I/Os on one reactor. Submit receives only valid I/Os of
+// supported types; it completes each one, now or later on the same reactor, by calling
+// io.Complete.
+type BackendChannel interface {
+	Submit(io *IO)
+	// Close aborts nothing: the generic layer closes a channel only when idle.
+	Close()
+}
+
+// SyncCounter is implemented by backend channels that issue fdatasync, so that the
+// statistics can show that FLUSH and FUA reach the disk.
+type SyncCounter interface {
+	SyncOps() uint64
+}
+
+// Config describes a bdev to Manager.Register.
+type Config struct {
+	Name      string
+	Module    string // "null", "malloc", "file", ...
+	BlockSize uint32
+	NumBlocks uint64
+	UUID      [16]byte // zero: derived from module and name, stable across restarts
+	Caps      Caps
+	// Params are the module's creation parameters, echoed by save_config.
+	Params any
+}
+
+// Bdev is a registered block device.
+type Bdev struct {
+	cfg     Config
+	backend Backend
+
+	mu       sync.Mutex
+	channels map[*reactor.Reactor]*Channel // +checklocks:mu
+	claim    string                        // +checklocks:mu
+	retired  IOStat                        // +checklocks:mu; stats of closed channels
+	closed   bool                          // +checklocks:mu
+}
+
+// Errors returned by the bdev layer.
+var (
+	ErrNotFound = errors.New("bdev not found")
+	ErrExists   = errors.New("bdev already exists")
+	ErrClaimed  = errors.New("bdev is claimed")
+	ErrInvalid  = errors.New("invalid bdev parameter")
+	ErrClosed   = errors.New("bdev closed")
+)
+
+func newBdev(cfg Config, be Backend) (*Bdev, error) {
+	switch {
+	case cfg.Name == "":
+		return nil, fmt.Errorf("bdev name is empty: %w", ErrInvalid)
+	case len(cfg.Name) > 128:
+		return nil, fmt.Errorf("bdev name %q longer than 128 bytes: %w", cfg.Name, ErrInvalid)
+	case cfg.BlockSize < 512 || cfg.BlockSize > 65536 || cfg.BlockSize&(cfg.BlockSize-1) != 0:
+		return nil, fmt.Errorf("bdev %q: block size %d is not a power of two in [512, 65536]: %w",
+			cfg.Name, cfg.BlockSize, ErrInvalid)
+	case cfg.NumBlocks == 0:
+		return nil, fmt.Errorf("bdev %q: zero blocks: %w", cfg.Name, ErrInvalid)
+	}
+	if cfg.UUID == [16]byte{} {
+		cfg.UUID = DeriveUUID(cfg.Module, cfg.Name)
+	}
+	return &Bdev{cfg: cfg, backend: be, channels: map[*reactor.Reactor]*Channel{}}, nil
+}
+
+// DeriveUUID makes a stable RFC 4122 version-5-style UUID from a module and a name, so
+// that a bdev created from the same config keeps its identity across restarts.
+func DeriveUUID(module, name string) [16]byte {
+	h := sha256.Sum256([]byte("sluice-bdev\x00" + module + "\x00" + name))
+	var u [16]byte
+	copy(u[:], h[:16])
+	u[6] = u[6]&0x0f | 0x50
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+// Name is the bdev's unique name.
+func (b *Bdev) Name() string { return b.cfg.Name }
+
+// Module names the backend module.
+func (b *Bdev) Module() string { return b.cfg.Module }
+
+// BlockSize is the logical block size in bytes.
+func (b *Bdev) BlockSize() uint32 { return b.cfg.BlockSize }
+
+// NumBlocks is the capacity in blocks.
+func (b *Bdev) NumBlocks() uint64 { return b.cfg.NumBlocks }
+
+// SizeBytes is the capacity in bytes.
+func (b *Bdev) SizeBytes() uint64 { return b.cfg.NumBlocks * uint64(b.cfg.BlockSize) }
+
+// UUID is the bdev's identity.
+func (b *Bdev) UUID() [16]byte { return b.cfg.UUID }
+
+// Caps says what the bdev serves.
+func (b *Bdev) Caps() Caps { return b.cfg.Caps }
+
+// Params are the module's creation parameters.
+func (b *Bdev) Params() any { return b.cfg.Params }
+
+// Supports reports whether the bdev serves an I/O type.
+func (b *Bdev) Supports(t IOType) bool {
+	switch t {
+	case IORead, IOWrite:
+		return true
+	case IOFlush:
+		// A bdev without a volatile cache completes FLUSH at once.
+		return true
+	case IOWriteZeroes:
+		return b.cfg.Caps.WriteZeroes
+	case IOUnmap:
+		return b.cfg.Caps.Unmap
+	}
+	return false
+}
+
+// Claim marks the bdev as used by owner (a namespace or LUN) so that it cannot be
+// deleted or claimed twice.
+func (b *Bdev) Claim(owner string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("bdev %q: %w", b.cfg.Name, ErrClosed)
+	}
+	if b.claim != "" {
+		return fmt.Errorf("bdev %q already used by %s: %w", b.cfg.Name, b.claim, ErrClaimed)
+	}
+	b.claim = owner
+	return nil
+}
+
+// Release drops a claim made by owner.
+func (b *Bdev) Release(owner string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.claim == owner {
+		b.claim = ""
+	}
+}
+
+// ClaimedBy names the claim holder, or "".
+func (b *Bdev) ClaimedBy() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.claim
+}
+
+// GetChannel returns the reactor's channel for this bdev, opening it on first use.
+// Channels are shared by every user on a reactor and reference counted.
+//
+// Preconditions: called on r. Postconditions: the caller owes a Put.
+func (b *Bdev) GetChannel(r *reactor.Reactor) (*Channel, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("bdev %q: %w", b.cfg.Name, ErrClosed)
+	}
+	if ch := b.channels[r]; ch != nil {
+		ch.refs++
+		return ch, nil
+	}
+	bc, err := b.backend.NewChannel(r)
+	if err != nil {
+		return nil, fmt.Errorf("bdev %q: open channel on reactor %d: %w", b.cfg.Name, r.ID(), err)
+	}
+	ch := &Channel{bdev: b, r: r, be: bc, refs: 1, caps: b.cfg.Caps,
+		sizeBytes: b.SizeBytes(), blockMask: uint64(b.cfg.BlockSize - 1)}
+	b.channels[r] = ch
+	return ch, nil
+}
+
+func (b *Bdev) putChannel(ch *Channel) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch.refs--
+	if ch.refs > 0 {
+		return
+	}
+	delete(b.channels, ch.r)
+	b.retired.add(ch.snapshot())
+	ch.be.Close()
+}
+
+// IOStat reads the bdev's I/O statistics: closed channels plus a racy-but-atomic
+// snapshot of the open ones.
+func (b *Bdev) IOStat() IOStat {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.retired
+	for _, ch := range b.channels {
+		s.add(ch.snapshot())
+	}
+	s.Name = b.cfg.Name
+	return s
+}
+
+func (b *Bdev) close() error {
+	b.mu.Lock()
+	if len(b.channels) > 0 {
+		b.mu.Unlock()
+		return fmt.Errorf("bdev %q has open channels: %w", b.cfg.Name, ErrClaimed)
+	}
+	b.closed = true
+	b.mu.Unlock()
+	return b.backend.Close()
+}

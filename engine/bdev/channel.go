@@ -1,0 +1,159 @@
+package bdev
+
+import (
+	"sync/atomic"
+
+	"sluice/engine/reactor"
+)
+
+// Channel is a bdev's I/O state on one reactor.
+type Channel struct {
+	bdev      *Bdev
+	r         *reactor.Reactor
+	be        BackendChannel
+	refs      int // guarded by bdev.mu
+	caps      Caps
+	sizeBytes uint64
+	blockMask uint64
+	inflight  int
+
+	st chanStats
+}
+
+// chanStats are written only by the owning reactor and read atomically by IOStat.
+type chanStats struct {
+	ops, bytes, latNs [numIOTypes]atomic.Uint64
+	errors            atomic.Uint64
+}
+
+// Bdev is the channel's block device.
+func (c *Channel) Bdev() *Bdev { return c.bdev }
+
+// Inflight is the number of I/Os submitted and not yet completed.
+//
+// Preconditions: called on the channel's reactor.
+func (c *Channel) Inflight() int { return c.inflight }
+
+// Put releases the caller's reference. The last Put closes the backend channel.
+//
+// Preconditions: called on the channel's reactor with no I/O in flight for this user.
+func (c *Channel) Put() { c.bdev.putChannel(c) }
+
+// Submit starts io. Invalid requests complete at once with StatusOutOfRange or
+// StatusUnsupported; valid ones go to the backend. io.Done runs exactly once.
+//
+// Preconditions: called on the channel's reactor; io.Done is set; io is not in flight.
+func (c *Channel) Submit(io *IO) {
+	io.ch = c
+	io.Status = StatusSuccess
+	io.Errno = 0
+	io.startNs = c.r.Now()
+	c.inflight++
+	switch io.Type {
+	case IORead, IOWrite:
+		if io.Length == 0 || uint64(len(io.Buf)) != io.Length {
+			io.Complete(StatusOutOfRange)
+			return
+		}
+		fallthrough
+	case IOWriteZeroes, IOUnmap:
+		if io.Offset&c.blockMask != 0 || io.Length&c.blockMask != 0 ||
+			io.Offset > c.sizeBytes || io.Length > c.sizeBytes-io.Offset {
+			io.Complete(StatusOutOfRange)
+			return
+		}
+		if (io.Type == IOWriteZeroes && !c.caps.WriteZeroes) || (io.Type == IOUnmap && !c.caps.Unmap) {
+			io.Complete(StatusUnsupported)
+			return
+		}
+		if io.Length == 0 {
+			io.Complete(StatusSuccess)
+			return
+		}
+	case IOFlush:
+		if !c.caps.VolatileCache {
+			io.Complete(StatusSuccess)
+			return
+		}
+	default:
+		// Not counted per type: the statistics arrays are indexed by known types.
+		c.inflight--
+		c.st.errors.Add(1)
+		io.Status = StatusUnsupported
+		io.Done(io)
+		return
+	}
+	c.be.Submit(io)
+}
+
+// Complete finishes io with status s: statistics first, then io.Done.
+//
+// Preconditions: called on the reactor the I/O was submitted on, once per Submit.
+func (io *IO) Complete(s Status) {
+	c := io.ch
+	io.Status = s
+	c.inflight--
+	t := io.Type
+	c.st.ops[t].Add(1)
+	if s == StatusSuccess {
+		c.st.bytes[t].Add(io.Length)
+	} else {
+		c.st.errors.Add(1)
+	}
+	c.st.latNs[t].Add(uint64(c.r.Now() - io.startNs))
+	io.Done(io)
+}
+
+func (c *Channel) snapshot() IOStat {
+	var s IOStat
+	s.NumReadOps = c.st.ops[IORead].Load()
+	s.BytesRead = c.st.bytes[IORead].Load()
+	s.ReadLatencyNs = c.st.latNs[IORead].Load()
+	s.NumWriteOps = c.st.ops[IOWrite].Load()
+	s.BytesWritten = c.st.bytes[IOWrite].Load()
+	s.WriteLatencyNs = c.st.latNs[IOWrite].Load()
+	s.NumFlushOps = c.st.ops[IOFlush].Load()
+	s.NumWriteZeroesOps = c.st.ops[IOWriteZeroes].Load()
+	s.NumUnmapOps = c.st.ops[IOUnmap].Load()
+	s.BytesUnmapped = c.st.bytes[IOUnmap].Load()
+	s.NumErrors = c.st.errors.Load()
+	if sc, ok := c.be.(SyncCounter); ok {
+		s.NumSyncOps = sc.SyncOps()
+	}
+	return s
+}
+
+// IOStat is a bdev's cumulative I/O statistics (bdev_get_iostat). Latencies are sums
+// measured on the reactor's per-iteration clock, so an I/O that completes within one
+// poll iteration counts as zero.
+type IOStat struct {
+	Name              string `json:"name"`
+	NumReadOps        uint64 `json:"num_read_ops"`
+	BytesRead         uint64 `json:"bytes_read"`
+	ReadLatencyNs     uint64 `json:"read_latency_ns"`
+	NumWriteOps       uint64 `json:"num_write_ops"`
+	BytesWritten      uint64 `json:"bytes_written"`
+	WriteLatencyNs    uint64 `json:"write_latency_ns"`
+	NumFlushOps       uint64 `json:"num_flush_ops"`
+	NumWriteZeroesOps uint64 `json:"num_write_zeroes_ops"`
+	NumUnmapOps       uint64 `json:"num_unmap_ops"`
+	BytesUnmapped     uint64 `json:"bytes_unmapped"`
+	NumErrors         uint64 `json:"num_errors"`
+	// NumSyncOps counts fdatasync calls issued for FLUSH and FUA writes.
+	NumSyncOps uint64 `json:"num_sync_ops"`
+}
+
+func (s *IOStat) add(o IOStat) {
+	s.NumReadOps += o.NumReadOps
+	s.BytesRead += o.BytesRead
+	s.ReadLatencyNs += o.ReadLatencyNs
+	s.NumWriteOps += o.NumWriteOps
+	s.BytesWritten += o.BytesWritten
+	s.WriteLatencyNs += o.WriteLatencyNs
+	s.NumFlushOps += o.NumFlushOps
+	s.NumWriteZeroesOps += o.NumWriteZeroesOps
+	s.NumUnmapOps += o.NumUnmapOps
+	s.BytesUnmapped += o.BytesUnmapped
+	s.NumErrors += o.NumErrors
+	s.NumSyncOps += o.NumSyncOps
+}

@@ -1,0 +1,89 @@
+package bdev
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Manager is the registry of a daemon's bdevs. Safe for concurrent use; it is touched
+// on the control plane only (create, delete, lookup at namespace setup), never per I/O.
+type Manager struct {
+	mu    sync.Mutex
+	bdevs map[string]*Bdev // +checklocks:mu
+}
+
+// NewManager makes an empty registry.
+func NewManager() *Manager { return &Manager{bdevs: map[string]*Bdev{}} }
+
+// Register validates cfg and adds a bdev served by be. On error be is closed.
+func (m *Manager) Register(cfg Config, be Backend) (*Bdev, error) {
+	b, err := newBdev(cfg, be)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.bdevs[cfg.Name]; dup {
+		be.Close()
+		return nil, fmt.Errorf("bdev %q: %w", cfg.Name, ErrExists)
+	}
+	m.bdevs[cfg.Name] = b
+	return b, nil
+}
+
+// Get finds a bdev by name.
+func (m *Manager) Get(name string) (*Bdev, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.bdevs[name]
+	if b == nil {
+		return nil, fmt.Errorf("bdev %q: %w", name, ErrNotFound)
+	}
+	return b, nil
+}
+
+// List returns the bdevs sorted by name.
+func (m *Manager) List() []*Bdev {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Bdev, 0, len(m.bdevs))
+	for _, b := range m.bdevs {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
+	return out
+}
+
+// Delete removes an unclaimed bdev and closes its backend. module, when not empty,
+// must match, so that bdev_null_delete cannot delete a file bdev.
+func (m *Manager) Delete(name, module string) error {
+	m.mu.Lock()
+	b := m.bdevs[name]
+	if b == nil || (module != "" && b.cfg.Module != module) {
+		m.mu.Unlock()
+		return fmt.Errorf("%s bdev %q: %w", module, name, ErrNotFound)
+	}
+	if owner := b.ClaimedBy(); owner != "" {
+		m.mu.Unlock()
+		return fmt.Errorf("bdev %q is used by %s: %w", name, owner, ErrClaimed)
+	}
+	delete(m.bdevs, name)
+	m.mu.Unlock()
+	return b.close()
+}
+
+// CloseAll closes every bdev, for daemon shutdown after all channels are released.
+func (m *Manager) CloseAll() error {
+	var first error
+	for _, b := range m.List() {
+		m.mu.Lock()
+		delete(m.bdevs, b.cfg.Name)
+		m.mu.Unlock()
+		if err := b.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,17 @@
+// Package reactor runs sluice's pinned, polling event loops, in the style of SPDK's
+// reactors and threads.
+//
+// A Reactor is one goroutine locked to one OS thread pinned to one core. Its loop
+// drains the reactor's message ring, collects ready file descriptors from its epoll
+// instance, runs its active pollers, runs due timed pollers, and accounts the
+// iteration as busy or idle. Everything a reactor owns (connections, queue pairs, I/O
+// channels) is touched only from that loop; other goroutines reach it by Send, which
+// pushes a message on a bounded lock-free MPSC ring.
+//
+// Poll modes: ModeBusy never sleeps; ModeAdaptive (the default) sleeps in epoll_wait
+// after it has been idle for IdleSpin, woken by an eventfd when a message arrives or
+// by any registered fd; ModeInterrupt sleeps after every idle iteration.
+//
+// Who may call it: engine packages and the daemon. Pollers and fd handlers must never
+// block: a reactor that blocks stalls every connection it owns.
+package reactor

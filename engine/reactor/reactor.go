@@ -1,0 +1,446 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sluice/engine/internal/sys"
+)
+
+// Mode says how a reactor waits when it has nothing to do.
+type Mode uint8
+
+const (
+	// ModeAdaptive spins while work keeps arriving and sleeps in epoll after IdleSpin
+	// of continuous idleness. It trades a little latency after a pause for a core that
+	// is not burnt when the target is quiet.
+	ModeAdaptive Mode = iota
+	// ModeBusy never sleeps: lowest latency, one full core per reactor.
+	ModeBusy
+	// ModeInterrupt sleeps after every idle iteration.
+	ModeInterrupt
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAdaptive:
+		return "adaptive"
+	case ModeBusy:
+		return "busy"
+	case ModeInterrupt:
+		return "interrupt"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// ParseMode maps a mode name to a Mode.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "adaptive", "":
+		return ModeAdaptive, nil
+	case "busy":
+		return ModeBusy, nil
+	case "interrupt":
+		return ModeInterrupt, nil
+	}
+	return 0, fmt.Errorf("poll mode %q: want busy, adaptive or interrupt", s)
+}
+
+// ErrRingFull is returned by Send when the reactor's message ring has no room: the
+// reactor is not keeping up, and the caller must retry later or fail its request.
+var ErrRingFull = errors.New("reactor message ring full")
+
+// ErrStopped is returned by Send and Do once the reactor has stopped.
+var ErrStopped = errors.New("reactor stopped")
+
+// Msg is a unit of work sent to a reactor. Fn runs on the reactor with Arg. Callers on
+// hot paths use long-lived Fn values (functions or method values bound at setup) and
+// pointer Args so that sending allocates nothing.
+type Msg struct {
+	Fn  func(arg any)
+	Arg any
+}
+
+// FDHandler receives epoll events for a file descriptor registered on a reactor.
+//
+// Preconditions: OnEvents runs on the owning reactor and must not block.
+type FDHandler interface {
+	OnEvents(events uint32)
+}
+
+// Config describes one reactor.
+type Config struct {
+	ID       int           // index in the reactor group
+	Core     int           // CPU to pin to; -1 leaves the thread unpinned (tests)
+	Mode     Mode          // how to wait when idle
+	IdleSpin time.Duration // adaptive mode: idle time before sleeping
+	RingSize int           // message ring capacity, power of two
+}
+
+// DefaultIdleSpin keeps an adaptive reactor awake through the gaps between requests
+// of a queue-depth-1 stream (tens of microseconds) while still sleeping within a
+// fraction of a millisecond once the host goes quiet.
+const DefaultIdleSpin = 200 * time.Microsecond
+
+// maxMsgsPerIteration bounds how long message handling can starve pollers.
+const maxMsgsPerIteration = 256
+
+// Reactor is a pinned polling loop. All fields below the atomics are owned by the
+// reactor's goroutine.
+type Reactor struct {
+	cfg  Config
+	msgs *MPSC[Msg]
+
+	sleeping atomic.Bool   // set while the loop is (about to be) in epoll_wait
+	stopping atomic.Bool   // Stop was called
+	stopped  chan struct{} // closed when the loop has exited
+
+	epfd int
+	evfd int
+
+	busyNs     atomic.Uint64
+	idleNs     atomic.Uint64
+	iterations atomic.Uint64
+	sleeps     atomic.Uint64
+	npollers   atomic.Int64
+
+	pollers    []*Poller
+	timed      []*Poller
+	nextPoller uint64
+	handlers   []FDHandler // indexed by the token stored in the epoll event
+	freeTokens []int32
+	events     []unix.EpollEvent
+
+	base   time.Time
+	nowNs  int64
+	idleAt int64 // when the current idle run started; -1 while busy
+	tid    atomic.Int32
+}
+
+// New makes a reactor without starting its loop. Tests step it with PollOnce; the
+// daemon calls Start.
+func New(cfg Config) (*Reactor, error) {
+	if cfg.RingSize == 0 {
+		cfg.RingSize = 4096
+	}
+	if cfg.IdleSpin == 0 {
+		cfg.IdleSpin = DefaultIdleSpin
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("reactor %d: epoll_create: %w", cfg.ID, err)
+	}
+	evfd, err := sys.NewEventfd()
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("reactor %d: %w", cfg.ID, err)
+	}
+	r := &Reactor{
+		cfg:     cfg,
+		msgs:    NewMPSC[Msg](cfg.RingSize),
+		stopped: make(chan struct{}),
+		epfd:    epfd,
+		evfd:    evfd,
+		events:  make([]unix.EpollEvent, 128),
+		base:    time.Now(),
+		idleAt:  -1,
+	}
+	if _, err := r.AddFD(evfd, unix.EPOLLIN, wakeHandler{evfd}); err != nil {
+		r.closeFDs()
+		return nil, err
+	}
+	r.nowNs = r.clock()
+	return r, nil
+}
+
+type wakeHandler struct{ fd int }
+
+func (w wakeHandler) OnEvents(uint32) { sys.DrainEventfd(w.fd) }
+
+// ID is the reactor's index in its group.
+func (r *Reactor) ID() int { return r.cfg.ID }
+
+// Core is the CPU the reactor is pinned to, or -1.
+func (r *Reactor) Core() int { return r.cfg.Core }
+
+// Mode is the reactor's poll mode.
+func (r *Reactor) Mode() Mode { return r.cfg.Mode }
+
+// TID is the OS thread id of the running loop (0 before Start), for tracing and tests.
+func (r *Reactor) TID() int { return int(r.tid.Load()) }
+
+// Now is the reactor's clock in nanoseconds since it was created, read once per
+// iteration so that pollers share one cheap timestamp.
+//
+// Preconditions: called on the reactor.
+func (r *Reactor) Now() int64 { return r.nowNs }
+
+func (r *Reactor) clock() int64 { return int64(time.Since(r.base)) }
+
+// Start runs the loop on a new goroutine locked to a pinned OS thread. It returns once
+// the thread is pinned, or with the pinning error.
+func (r *Reactor) Start() error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is never unlocked: it exits with the goroutine, so a pinned
+		// thread never goes back to the scheduler's pool.
+		if r.cfg.Core >= 0 {
+			if err := sys.PinThread(r.cfg.Core); err != nil {
+				errc <- fmt.Errorf("reactor %d: %w", r.cfg.ID, err)
+				close(r.stopped)
+				return
+			}
+		}
+		r.tid.Store(int32(unix.Gettid()))
+		errc <- nil
+		r.run()
+	}()
+	return <-errc
+}
+
+func (r *Reactor) run() {
+	defer close(r.stopped)
+	defer r.closeFDs()
+	for !r.stopping.Load() {
+		r.PollOnce()
+	}
+	// Late messages still run, so that a Do issued before Stop gets its answer.
+	for r.drainMessages() {
+	}
+}
+
+// Stop asks the loop to exit and waits for it.
+func (r *Reactor) Stop() {
+	if r.stopping.Swap(true) {
+		<-r.stopped
+		return
+	}
+	sys.SignalEventfd(r.evfd)
+	<-r.stopped
+}
+
+func (r *Reactor) closeFDs() {
+	unix.Close(r.evfd)
+	unix.Close(r.epfd)
+}
+
+// PollOnce runs one iteration of the loop and reports whether it did any work. The
+// running loop calls it; tests call it directly to step a reactor deterministically.
+//
+// Preconditions: called on the reactor (or by a test that owns a reactor not started).
+func (r *Reactor) PollOnce() bool {
+	start := r.clock()
+	r.nowNs = start
+	busy := r.drainMessages()
+	if r.pollFDs() {
+		busy = true
+	}
+	for _, p := range r.pollers {
+		if p.fn() {
+			busy = true
+		}
+	}
+	if len(r.timed) > 0 && r.runTimed(start) {
+		busy = true
+	}
+	end := r.clock()
+	r.iterations.Add(1)
+	if busy {
+		r.busyNs.Add(uint64(end - start))
+		r.idleAt = -1
+		return true
+	}
+	r.idleNs.Add(uint64(end - start))
+	if r.idleAt < 0 {
+		r.idleAt = start
+	}
+	switch r.cfg.Mode {
+	case ModeInterrupt:
+		r.sleep()
+	case ModeAdaptive:
+		if end-r.idleAt >= int64(r.cfg.IdleSpin) {
+			r.sleep()
+		}
+	}
+	return false
+}
+
+func (r *Reactor) drainMessages() bool {
+	n := 0
+	for n < maxMsgsPerIteration {
+		m, ok := r.msgs.Pop()
+		if !ok {
+			break
+		}
+		m.Fn(m.Arg)
+		n++
+	}
+	return n > 0
+}
+
+func (r *Reactor) pollFDs() bool {
+	n, errno := sys.EpollPoll(r.epfd, r.events)
+	if errno != 0 || n <= 0 {
+		return false
+	}
+	r.dispatch(n)
+	return true
+}
+
+func (r *Reactor) dispatch(n int) {
+	for i := 0; i < n; i++ {
+		ev := &r.events[i]
+		tok := ev.Fd
+		if int(tok) < len(r.handlers) && r.handlers[tok] != nil {
+			r.handlers[tok].OnEvents(ev.Events)
+		}
+	}
+}
+
+// sleep waits in epoll until an fd is ready, a message is sent, or the next timed
+// poller is due. The sleeping flag is raised before the last look at the ring, and
+// Send checks it after pushing, so one of the two always sees the other.
+func (r *Reactor) sleep() {
+	r.sleeping.Store(true)
+	if !r.msgs.Empty() || r.stopping.Load() {
+		r.sleeping.Store(false)
+		return
+	}
+	timeout := -1
+	if len(r.timed) > 0 {
+		wait := r.nextTimedDue() - r.clock()
+		if wait <= 0 {
+			r.sleeping.Store(false)
+			return
+		}
+		timeout = int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+	}
+	start := r.clock()
+	n, _ := sys.EpollSleep(r.epfd, r.events, timeout)
+	r.sleeping.Store(false)
+	r.sleeps.Add(1)
+	r.idleNs.Add(uint64(r.clock() - start))
+	r.idleAt = -1
+	if n > 0 {
+		r.nowNs = r.clock()
+		r.dispatch(n)
+	}
+}
+
+// Send queues fn(arg) to run on the reactor. It is safe from any goroutine, including
+// other reactors, and allocates nothing when fn is long-lived and arg is a pointer.
+func (r *Reactor) Send(fn func(any), arg any) error {
+	if r.stopping.Load() {
+		return ErrStopped
+	}
+	if !r.msgs.Push(Msg{Fn: fn, Arg: arg}) {
+		return ErrRingFull
+	}
+	if r.sleeping.Load() {
+		sys.SignalEventfd(r.evfd)
+	}
+	return nil
+}
+
+// Do runs fn on the reactor and waits for it: the control plane's way to read or
+// change reactor-owned state. It allocates and may wait, so it is never used on the
+// I/O path.
+func (r *Reactor) Do(fn func()) error {
+	done := make(chan struct{})
+	for {
+		err := r.Send(func(any) { fn(); close(done) }, nil)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrRingFull) {
+			return err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-r.stopped:
+		// The loop drains its ring before exiting, so fn ran if it was queued.
+		select {
+		case <-done:
+			return nil
+		default:
+			return ErrStopped
+		}
+	}
+}
+
+// AddFD registers fd with the reactor's epoll instance. It returns a token for
+// ModifyFD and RemoveFD.
+//
+// Preconditions: called on the reactor (or before Start).
+func (r *Reactor) AddFD(fd int, events uint32, h FDHandler) (int32, error) {
+	var tok int32
+	if n := len(r.freeTokens); n > 0 {
+		tok = r.freeTokens[n-1]
+		r.freeTokens = r.freeTokens[:n-1]
+		r.handlers[tok] = h
+	} else {
+		tok = int32(len(r.handlers))
+		r.handlers = append(r.handlers, h)
+	}
+	ev := unix.EpollEvent{Events: events, Fd: tok}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		r.handlers[tok] = nil
+		r.freeTokens = append(r.freeTokens, tok)
+		return -1, fmt.Errorf("reactor %d: epoll add fd %d: %w", r.cfg.ID, fd, err)
+	}
+	return tok, nil
+}
+
+// ModifyFD changes the events watched for fd.
+//
+// Preconditions: called on the reactor; tok came from AddFD for this fd.
+func (r *Reactor) ModifyFD(fd int, tok int32, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: tok}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		return fmt.Errorf("reactor %d: epoll mod fd %d: %w", r.cfg.ID, fd, err)
+	}
+	return nil
+}
+
+// RemoveFD stops watching fd. Call it before closing fd.
+//
+// Preconditions: called on the reactor; tok came from AddFD for this fd.
+func (r *Reactor) RemoveFD(fd int, tok int32) {
+	_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if tok >= 0 && int(tok) < len(r.handlers) && r.handlers[tok] != nil {
+		r.handlers[tok] = nil
+		r.freeTokens = append(r.freeTokens, tok)
+	}
+}
+
+// Stats is a snapshot of a reactor's counters.
+type Stats struct {
+	ID         int    `json:"id"`
+	Core       int    `json:"core"`
+	Mode       string `json:"mode"`
+	BusyNs     uint64 `json:"busy_ns"`
+	IdleNs     uint64 `json:"idle_ns"`
+	Iterations uint64 `json:"iterations"`
+	Sleeps     uint64 `json:"sleeps"`
+	Pollers    int    `json:"pollers"`
+	TID        int    `json:"tid"`
+}
+
+// Stats reads the reactor's counters. Safe from any goroutine.
+func (r *Reactor) Stats() Stats {
+	return Stats{
+		ID: r.cfg.ID, Core: r.cfg.Core, Mode: r.cfg.Mode.String(),
+		BusyNs: r.busyNs.Load(), IdleNs: r.idleNs.Load(),
+		Iterations: r.iterations.Load(), Sleeps: r.sleeps.Load(),
+		Pollers: int(r.npollers.Load()), TID: r.TID(),
+	}
+}
