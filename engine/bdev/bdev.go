@@ -2,11 +2,11 @@ package bdev
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sync"
 
 	"sluice/engine/reactor"
+	"sluice/engine/rpc"
 )
 
 // IOType is the kind of an I/O.
@@ -76,7 +76,7 @@ func (s Status) String() string {
 // Done once, and reuses it for every request, so submitting allocates nothing.
 type IO struct {
 	Type   IOType
-	FUA    bool   // write: durable before completion
+	FUA    bool   // write, write zeroes: durable before completion
 	Offset uint64 // bytes, a multiple of the block size
 	Length uint64 // bytes, a multiple of the block size
 	Buf    []byte // read/write data, len(Buf) == Length; off-heap memory
@@ -151,13 +151,14 @@ type Bdev struct {
 	closed   bool                          // +checklocks:mu
 }
 
-// Errors returned by the bdev layer.
+// Errors returned by the bdev layer. They are the RPC layer's sentinels, so that a
+// wrapped bdev error reaches a client with the right JSON-RPC code.
 var (
-	ErrNotFound = errors.New("bdev not found")
-	ErrExists   = errors.New("bdev already exists")
-	ErrClaimed  = errors.New("bdev is claimed")
-	ErrInvalid  = errors.New("invalid bdev parameter")
-	ErrClosed   = errors.New("bdev closed")
+	ErrNotFound = rpc.ErrNotFound
+	ErrExists   = rpc.ErrExists
+	ErrClaimed  = rpc.ErrBusy
+	ErrInvalid  = rpc.ErrInvalid
+	ErrClosed   = rpc.ErrInvalidState
 )
 
 func newBdev(cfg Config, be Backend) (*Bdev, error) {
@@ -292,6 +293,10 @@ func (b *Bdev) putChannel(ch *Channel) {
 		return
 	}
 	delete(b.channels, ch.r)
+	if ch.inflight != 0 {
+		// A backend would be left completing I/Os into a closed channel.
+		panic(fmt.Sprintf("bdev %q: last Put with %d I/Os in flight", b.cfg.Name, ch.inflight))
+	}
 	b.retired.add(ch.snapshot())
 	ch.be.Close()
 }

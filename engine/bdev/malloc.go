@@ -10,9 +10,9 @@ import (
 
 // MallocParams are bdev_malloc_create's parameters.
 type MallocParams struct {
-	Name      string `json:"name"`
-	NumBlocks uint64 `json:"num_blocks"`
-	BlockSize uint32 `json:"block_size"`
+	Name      string `json:"name" rpc:"required"`
+	NumBlocks uint64 `json:"num_blocks" rpc:"required"`
+	BlockSize uint32 `json:"block_size" rpc:"required"`
 	UUID      string `json:"uuid,omitempty"`
 }
 

@@ -8,9 +8,9 @@ import (
 
 // NullParams are bdev_null_create's parameters.
 type NullParams struct {
-	Name      string `json:"name"`
-	NumBlocks uint64 `json:"num_blocks"`
-	BlockSize uint32 `json:"block_size"`
+	Name      string `json:"name" rpc:"required"`
+	NumBlocks uint64 `json:"num_blocks" rpc:"required"`
+	BlockSize uint32 `json:"block_size" rpc:"required"`
 	UUID      string `json:"uuid,omitempty"`
 }
 
