@@ -1,0 +1,6 @@
+//go:build !invariants
+
+package mem
+
+// invariantsEnabled is false in production builds: the checks compile away.
+const invariantsEnabled = false
