@@ -1,0 +1,588 @@
+package nvmf
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sluice/engine/bdev"
+	"sluice/engine/mem"
+	"sluice/engine/proto/nvme"
+	"sluice/engine/reactor"
+)
+
+// Config wires a Target to the daemon.
+type Config struct {
+	Reactors *reactor.Group
+	Bdevs    *bdev.Manager
+	// Mem returns reactor i's allocator core; data buffers come from it.
+	Mem       func(i int) *mem.Core
+	Transport TransportOpts
+	// Firmware is the revision reported in Identify (8 ASCII characters at most).
+	Firmware string
+	Logger   *slog.Logger
+	// PowerCycles and UnsafeShutdowns feed the health log; the daemon keeps them
+	// across restarts.
+	PowerCycles     uint64
+	UnsafeShutdowns uint64
+}
+
+// counters are target-wide error counters, for nvmf_get_stats.
+type counters struct {
+	termReqsSent      atomic.Uint64
+	dataDigestErrors  atomic.Uint64
+	keepAliveTimeouts atomic.Uint64
+}
+
+// Target is the NVMe-oF target: subsystems, listeners and one poll group per reactor.
+// Its methods are the control plane, safe from any goroutine.
+type Target struct {
+	opts     TransportOpts
+	bdevs    *bdev.Manager
+	group    *reactor.Group
+	pgs      []*pollGroup
+	log      *slog.Logger
+	firmware string
+	started  time.Time
+	counters counters
+	stopping atomic.Bool
+
+	powerCycles     uint64
+	unsafeShutdowns uint64
+
+	mu         sync.Mutex
+	subsystems map[string]*Subsystem   // +checklocks:mu
+	listeners  map[string]*tcpListener // +checklocks:mu; by endpoint
+	genctr     uint64                  // +checklocks:mu; discovery log generation
+}
+
+// NewTarget starts the transport's poll groups on every reactor and creates the
+// discovery subsystem.
+func NewTarget(cfg Config) (*Target, error) {
+	opts, err := cfg.Transport.normalize()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	fw := cfg.Firmware
+	if fw == "" {
+		fw = "0.1"
+	}
+	if len(fw) > 8 {
+		return nil, fmt.Errorf("firmware revision %q longer than 8 bytes: %w", fw, ErrInvalid)
+	}
+	t := &Target{opts: opts, bdevs: cfg.Bdevs, group: cfg.Reactors, log: log, firmware: fw,
+		started: time.Now(), powerCycles: cfg.PowerCycles, unsafeShutdowns: cfg.UnsafeShutdowns,
+		subsystems: map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
+	for i, r := range cfg.Reactors.Reactors() {
+		pg := newPollGroup(t, r, cfg.Mem(i))
+		if err := r.Do(pg.start); err != nil {
+			return nil, err
+		}
+		t.pgs = append(t.pgs, pg)
+	}
+	disc, err := newSubsystem(SubsystemParams{NQN: DiscoveryNQN})
+	if err != nil {
+		return nil, err
+	}
+	t.subsystems[DiscoveryNQN] = disc
+	return t, nil
+}
+
+// Opts are the transport options in effect.
+func (t *Target) Opts() TransportOpts { return t.opts }
+
+func (t *Target) subsystem(nqn string) *Subsystem {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.subsystems[nqn]
+}
+
+func (t *Target) mustSubsystem(nqn string) (*Subsystem, error) {
+	s := t.subsystem(nqn)
+	if s == nil {
+		return nil, fmt.Errorf("subsystem %q: %w", nqn, ErrNotFound)
+	}
+	return s, nil
+}
+
+// CreateSubsystem adds an NVM subsystem with no namespaces, hosts or listeners.
+func (t *Target) CreateSubsystem(p SubsystemParams) error {
+	if p.NQN == DiscoveryNQN {
+		return fmt.Errorf("subsystem %q: %w", p.NQN, ErrExists)
+	}
+	s, err := newSubsystem(p)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.subsystems[p.NQN] != nil {
+		return fmt.Errorf("subsystem %q: %w", p.NQN, ErrExists)
+	}
+	t.subsystems[p.NQN] = s
+	t.bumpGenctrLocked()
+	return nil
+}
+
+// DeleteSubsystem disconnects its controllers, removes its namespaces (releasing
+// their bdevs) and its listeners.
+func (t *Target) DeleteSubsystem(nqn string) error {
+	if nqn == DiscoveryNQN {
+		return fmt.Errorf("the discovery subsystem cannot be deleted: %w", ErrInvalid)
+	}
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	delete(t.subsystems, nqn)
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	t.disconnectAll(s, "subsystem deleted")
+	for _, id := range s.namespaces().active {
+		if err := t.RemoveNamespace(nqn, id); err != nil {
+			t.log.Warn("nvmf: removing namespace of deleted subsystem", "nqn", nqn, "nsid", id, "err", err)
+		}
+	}
+	s.mu.Lock()
+	ls := append([]ListenAddress{}, s.listeners...)
+	s.mu.Unlock()
+	for _, l := range ls {
+		t.releaseListener(l)
+	}
+	return nil
+}
+
+// disconnectAll destroys every controller of s and waits until their queues closed.
+func (t *Target) disconnectAll(s *Subsystem, reason string) {
+	for _, c := range s.controllers() {
+		c := c
+		_ = c.pg.r.Do(func() { c.destroy(reason) })
+	}
+}
+
+// AddNamespace exports a bdev and returns its NSID. Controllers of the subsystem
+// get a Namespace Attribute Changed notice.
+func (t *Target) AddNamespace(nqn string, p NamespaceParams) (uint32, error) {
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return 0, err
+	}
+	b, err := t.bdevs.Get(p.BdevName)
+	if err != nil {
+		return 0, err
+	}
+	ns, err := s.addNamespace(p, b)
+	if err != nil {
+		return 0, err
+	}
+	t.notifyNSChanged(s, ns.ID)
+	return ns.ID, nil
+}
+
+// RemoveNamespace unexports a namespace. Its bdev channels are closed on every
+// reactor before this returns, so the bdev can be deleted next.
+func (t *Target) RemoveNamespace(nqn string, nsid uint32) error {
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	ns, err := s.removeNamespace(nsid)
+	if err != nil {
+		return err
+	}
+	for _, pg := range t.pgs {
+		pg := pg
+		_ = pg.r.Do(func() {
+			for c := range pg.conns {
+				if c.qp.subsys == s {
+					c.dropNamespace(ns)
+				}
+			}
+		})
+	}
+	t.notifyNSChanged(s, nsid)
+	return nil
+}
+
+func (t *Target) notifyNSChanged(s *Subsystem, nsid uint32) {
+	for _, c := range s.controllers() {
+		c := c
+		sendControl(c.pg.r, func() { c.notifyNSChanged(nsid) })
+	}
+}
+
+// AddListener makes the subsystem reachable on an address, opening the socket if no
+// other subsystem listens there yet.
+func (t *Target) AddListener(nqn string, a ListenAddress) error {
+	a, err := a.normalize()
+	if err != nil {
+		return err
+	}
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		if l.sameEndpoint(a) {
+			s.mu.Unlock()
+			return fmt.Errorf("subsystem %s already listens on %s: %w", nqn, a.endpoint(), ErrExists)
+		}
+	}
+	s.mu.Unlock()
+	if err := t.acquireListener(a); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, a)
+	s.mu.Unlock()
+	t.mu.Lock()
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+// RemoveListener stops the subsystem listening on an address. Connections already
+// made stay.
+func (t *Target) RemoveListener(nqn string, a ListenAddress) error {
+	a, err := a.normalize()
+	if err != nil {
+		return err
+	}
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	idx := -1
+	for i, l := range s.listeners {
+		if l.sameEndpoint(a) {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("subsystem %s does not listen on %s: %w", nqn, a.endpoint(), ErrNotFound)
+	}
+	s.listeners = append(s.listeners[:idx], s.listeners[idx+1:]...)
+	s.mu.Unlock()
+	t.releaseListener(a)
+	t.mu.Lock()
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *Target) acquireListener(a ListenAddress) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.listeners[a.endpoint()]; l != nil {
+		l.refs++
+		return nil
+	}
+	fd, err := listenTCP(a)
+	if err != nil {
+		return err
+	}
+	l := &tcpListener{t: t, addr: a, fd: fd, refs: 1}
+	r0 := t.pgs[0].r
+	var aerr error
+	if err := r0.Do(func() { l.tok, aerr = r0.AddFD(fd, unix.EPOLLIN, l) }); err != nil || aerr != nil {
+		unix.Close(fd)
+		if aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	t.listeners[a.endpoint()] = l
+	t.log.Info("nvmf: listening", "address", a.endpoint())
+	return nil
+}
+
+func (t *Target) releaseListener(a ListenAddress) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.listeners[a.endpoint()]
+	if l == nil {
+		return
+	}
+	l.refs--
+	if l.refs > 0 {
+		return
+	}
+	delete(t.listeners, a.endpoint())
+	t.closeListener(l)
+}
+
+func (t *Target) closeListener(l *tcpListener) {
+	r0 := t.pgs[0].r
+	_ = r0.Do(func() { r0.RemoveFD(l.fd, l.tok) })
+	unix.Close(l.fd)
+	t.log.Info("nvmf: stopped listening", "address", l.addr.endpoint())
+}
+
+// AddHost allows a host NQN to connect to the subsystem.
+func (t *Target) AddHost(nqn, host string) error {
+	if err := nvme.ValidateNQN(host); err != nil {
+		return fmt.Errorf("host nqn %q: %v: %w", host, err, ErrInvalid)
+	}
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	_, dup := s.hosts[host]
+	s.hosts[host] = struct{}{}
+	s.mu.Unlock()
+	if dup {
+		return fmt.Errorf("host %s on %s: %w", host, nqn, ErrExists)
+	}
+	t.mu.Lock()
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+// RemoveHost revokes a host and disconnects its controllers.
+func (t *Target) RemoveHost(nqn, host string) error {
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	_, ok := s.hosts[host]
+	delete(s.hosts, host)
+	anyHost := s.allowAnyHost
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("host %s on %s: %w", host, nqn, ErrNotFound)
+	}
+	if !anyHost {
+		for _, c := range s.controllers() {
+			if c.hostNQN == host {
+				c := c
+				_ = c.pg.r.Do(func() { c.destroy("host removed from subsystem") })
+			}
+		}
+	}
+	t.mu.Lock()
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+// SetAllowAnyHost switches the host allow-list off (true) or on (false).
+func (t *Target) SetAllowAnyHost(nqn string, allow bool) error {
+	s, err := t.mustSubsystem(nqn)
+	if err != nil {
+		return err
+	}
+	if s.discovery {
+		return fmt.Errorf("the discovery subsystem always allows any host: %w", ErrInvalid)
+	}
+	s.mu.Lock()
+	s.allowAnyHost = allow
+	s.mu.Unlock()
+	t.mu.Lock()
+	t.bumpGenctrLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+// Subsystems describes every subsystem, discovery first.
+func (t *Target) Subsystems() []SubsystemInfo {
+	t.mu.Lock()
+	ss := make([]*Subsystem, 0, len(t.subsystems))
+	for _, s := range t.subsystems {
+		ss = append(ss, s)
+	}
+	t.mu.Unlock()
+	sort.Slice(ss, func(i, j int) bool {
+		if ss[i].discovery != ss[j].discovery {
+			return ss[i].discovery
+		}
+		return ss[i].nqn < ss[j].nqn
+	})
+	out := make([]SubsystemInfo, len(ss))
+	for i, s := range ss {
+		out[i] = s.info()
+	}
+	return out
+}
+
+// bumpGenctrLocked changes the discovery log generation and tells discovery
+// controllers that asked for it.
+//
+// Preconditions: t.mu held.
+func (t *Target) bumpGenctrLocked() {
+	t.genctr++
+	disc := t.subsystems[DiscoveryNQN]
+	if disc == nil {
+		return
+	}
+	for _, c := range disc.controllers() {
+		c := c
+		sendControl(c.pg.r, func() {
+			if c.feat.asyncEvents&nvme.AECDiscoveryLogChange != 0 {
+				c.raiseEvent(nvme.AENDiscoveryLogChange.DW0())
+			}
+		})
+	}
+}
+
+// discoveryLog builds the discovery log page for a host: every subsystem it may
+// connect to, on every listener, plus the discovery subsystem's own entries.
+func (t *Target) discoveryLog(hostNQN string) []byte {
+	t.mu.Lock()
+	genctr := t.genctr
+	ss := make([]*Subsystem, 0, len(t.subsystems))
+	for _, s := range t.subsystems {
+		ss = append(ss, s)
+	}
+	var endpoints []ListenAddress
+	for _, l := range t.listeners {
+		endpoints = append(endpoints, l.addr)
+	}
+	t.mu.Unlock()
+	sort.Slice(ss, func(i, j int) bool { return ss[i].nqn < ss[j].nqn })
+	sort.Slice(endpoints, func(i, j int) bool { return endpoints[i].endpoint() < endpoints[j].endpoint() })
+	var es []nvme.DiscoveryLogEntry
+	for _, s := range ss {
+		if s.discovery {
+			for _, a := range endpoints {
+				es = append(es, discoveryEntry(a, DiscoveryNQN, nvme.SubTypeCurrentDiscovery, t.portID(a)))
+			}
+			continue
+		}
+		if !s.hostAllowed(hostNQN) {
+			continue
+		}
+		s.mu.Lock()
+		ls := append([]ListenAddress{}, s.listeners...)
+		s.mu.Unlock()
+		for _, a := range ls {
+			es = append(es, discoveryEntry(a, s.nqn, nvme.SubTypeNVMe, t.portID(a)))
+		}
+	}
+	b := make([]byte, nvme.DiscoveryLogLen(len(es)))
+	_ = nvme.MarshalDiscoveryLog(b, genctr, es)
+	return b
+}
+
+// portID numbers listeners by endpoint, so that entries of one port share an ID.
+func (t *Target) portID(a ListenAddress) uint16 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	keys := make([]string, 0, len(t.listeners))
+	for k := range t.listeners {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		if k == a.endpoint() {
+			return uint16(i + 1)
+		}
+	}
+	return 0
+}
+
+func discoveryEntry(a ListenAddress, nqn string, subtype uint8, portID uint16) nvme.DiscoveryLogEntry {
+	traddr, trsvcid := a.advertised()
+	e := nvme.DiscoveryLogEntry{
+		TRTYPE:  nvme.TRTypeTCP,
+		ADRFAM:  a.adrfamCode(),
+		SUBTYPE: subtype,
+		// No secure channel required; SQ flow control may be disabled, so the Linux
+		// host's connect-all turns it off and reads complete with C2H SUCCESS.
+		TREQ:   nvme.TREQSecureNotRequired | nvme.TREQDisableSQFlow,
+		PORTID: portID,
+		CNTLID: nvme.CNTLIDDynamic,
+		ASQSZ:  32,
+	}
+	nvme.PutASCII(e.TRSVCID[:], trsvcid)
+	nvme.PutNQN(e.SUBNQN[:], nqn)
+	nvme.PutASCII(e.TRADDR[:], traddr)
+	return e
+}
+
+func (t *Target) powerOnHours() uint64 { return uint64(time.Since(t.started) / time.Hour) }
+
+// Stats are transport-wide counters (nvmf_get_stats).
+type Stats struct {
+	Connections       int64  `json:"connections"`
+	TermReqsSent      uint64 `json:"term_reqs_sent"`
+	DataDigestErrors  uint64 `json:"data_digest_errors"`
+	KeepAliveTimeouts uint64 `json:"keep_alive_timeouts"`
+	// C2HSuccess counts reads answered with C2HData SUCCESS and no CapsuleResp.
+	C2HSuccess uint64 `json:"c2h_success_reads"`
+}
+
+// Stats reads the counters.
+func (t *Target) Stats() Stats {
+	s := Stats{TermReqsSent: t.counters.termReqsSent.Load(),
+		DataDigestErrors:  t.counters.dataDigestErrors.Load(),
+		KeepAliveTimeouts: t.counters.keepAliveTimeouts.Load()}
+	for _, pg := range t.pgs {
+		s.Connections += pg.connCount.Load()
+		s.C2HSuccess += pg.c2hSuccess.Load()
+	}
+	return s
+}
+
+// Shutdown stops accepting connections, lets in-flight commands finish and their
+// answers go out, then closes every connection (SIGTERM). It returns when all are
+// closed or ctx ends.
+func (t *Target) Shutdown(ctx context.Context) error {
+	t.stopping.Store(true)
+	t.mu.Lock()
+	for k, l := range t.listeners {
+		delete(t.listeners, k)
+		t.closeListener(l)
+	}
+	t.mu.Unlock()
+	for _, pg := range t.pgs {
+		pg := pg
+		_ = pg.r.Do(func() {
+			for c := range pg.conns {
+				c.drain()
+			}
+		})
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		open := int64(0)
+		for _, pg := range t.pgs {
+			open += pg.connCount.Load()
+		}
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			// Out of patience: close what is left without waiting.
+			for _, pg := range t.pgs {
+				pg := pg
+				_ = pg.r.Do(func() {
+					for c := range pg.conns {
+						c.closeOut = false
+						c.beginClose("shutdown timeout")
+					}
+				})
+			}
+			return fmt.Errorf("nvmf shutdown: %d connections still open: %w", open, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

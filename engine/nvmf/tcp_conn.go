@@ -1,0 +1,698 @@
+package nvmf
+
+import (
+	"golang.org/x/sys/unix"
+
+	"sluice/engine/internal/sys"
+	"sluice/engine/proto/nvme"
+)
+
+// connState is a connection's lifecycle state.
+type connState uint8
+
+const (
+	connStateAwaitICReq connState = iota // nothing but ICReq is valid yet
+	connStateRunning                     // ICResp sent; capsules flow
+	connStateDraining                    // no new commands; close once idle and flushed
+	connStateClosed                      // fd closed, resources freed
+)
+
+func (s connState) String() string {
+	switch s {
+	case connStateAwaitICReq:
+		return "await_icreq"
+	case connStateRunning:
+		return "running"
+	case connStateDraining:
+		return "draining"
+	case connStateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// recvState is where the receive state machine is inside the current PDU.
+type recvState uint8
+
+const (
+	recvStateHeader  recvState = iota // collecting CH, PSH and HDGST into hdr
+	recvStatePayload                  // streaming pad, data and DDGST
+	recvStateIgnore                   // a fatal error was reported; input is dropped
+)
+
+// sendEntry is one buffer of the send queue. When req is set, the request is
+// released once this entry has been written in full: it is the request's last.
+type sendEntry struct {
+	b   []byte
+	req *request
+}
+
+// tcpConn is one NVMe/TCP connection and the queue pair it carries. It is owned by
+// its poll group's reactor: every method runs there.
+type tcpConn struct {
+	pg     *pollGroup
+	fd     int
+	tok    int32
+	events uint32
+	listen ListenAddress
+	peer   string
+	state  connState
+
+	createdNs int64
+	reason    string // why the connection is closing, for the log
+
+	// Negotiated at ICReq.
+	recvLayout nvme.LayoutParams // PDUs we receive (CPDA applies)
+	sendLayout nvme.LayoutParams // PDUs we send (HPDA applies)
+	maxH2C     uint32
+
+	// Receive side.
+	rbuf      []byte
+	rpos      int
+	rlen      int
+	rstate    recvState
+	hdr       [nvme.CHLen + 128 + nvme.DigestLen]byte
+	hdrHave   int
+	hdrNeed   int
+	lay       nvme.Layout
+	padLeft   uint32
+	dst       []byte // where the current PDU's data goes; nil discards
+	dstOff    int
+	ddgst     [nvme.DigestLen]byte
+	ddgstHave int
+	crc       uint32
+	curReq    *request
+	termData  [nvme.MaxTermReqDataLen]byte
+	stalled   bool
+
+	// The queue pair.
+	qp       qpair
+	reqs     []request
+	free     []uint16
+	cidBusy  [1024]uint64
+	inflight int // requests between capsule arrival and release
+
+	// Send side.
+	sq       []sendEntry
+	sqHead   int
+	sqLen    int
+	sentOff  int
+	iov      [maxIOVPerWritev]unix.Iovec
+	dirty    bool
+	icresp   [nvme.ICReqLen]byte
+	termOut  [nvme.MaxTermReqPLen]byte
+	closeOut bool // close once the send queue is empty (after a TermReq)
+	zeroPad  [128]byte
+}
+
+func newTCPConn(pg *pollGroup, fd int, addr ListenAddress, peer string) *tcpConn {
+	depth := int(pg.t.opts.MaxQueueDepth)
+	c := &tcpConn{
+		pg: pg, fd: fd, listen: addr, peer: peer, tok: -1,
+		createdNs: pg.r.Now(),
+		rbuf:      make([]byte, recvBufSize),
+		reqs:      make([]request, depth),
+		free:      make([]uint16, 0, depth),
+		sq:        make([]sendEntry, depth*sendEntriesPerRequest+8),
+	}
+	c.recvLayout.Receiver = nvme.RoleController
+	c.sendLayout.Receiver = nvme.RoleHost
+	c.hdrNeed = nvme.CHLen
+	for i := depth - 1; i >= 0; i-- {
+		r := &c.reqs[i]
+		r.init(c, uint16(i))
+		c.free = append(c.free, uint16(i))
+	}
+	return c
+}
+
+// OnEvents handles readiness from the reactor's epoll.
+func (c *tcpConn) OnEvents(ev uint32) {
+	if c.state == connStateClosed {
+		return
+	}
+	if ev&unix.EPOLLOUT != 0 {
+		c.flush()
+	}
+	if c.stalled && ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// A stalled connection does not read, but must still notice its host going
+		// away, or its requests and buffers would never be released.
+		c.beginClose("peer closed the connection while stalled")
+	} else if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.stalled {
+		c.readSocket()
+	}
+	if c.sqLen > 0 && c.state != connStateClosed {
+		c.flush()
+	}
+	c.maybeFinishClose()
+}
+
+// readSocket reads what has arrived and processes it. When the current PDU still
+// needs a large piece of data and nothing is buffered, the socket is read straight
+// into the I/O buffer, with the receive buffer behind it for the next PDU's header.
+func (c *tcpConn) readSocket() {
+	if c.rpos != c.rlen {
+		return // unprocessed bytes remain: we are stalled on resources
+	}
+	c.rpos, c.rlen = 0, 0
+	got := 0
+	var errno unix.Errno
+	if c.rstate == recvStatePayload && c.padLeft == 0 && len(c.dst)-c.dstOff >= directReadMin {
+		sys.SetIovec(&c.iov[0], c.dst[c.dstOff:])
+		sys.SetIovec(&c.iov[1], c.rbuf)
+		got, errno = sys.Readv(c.fd, c.iov[:2])
+		c.iov[0], c.iov[1] = unix.Iovec{}, unix.Iovec{}
+		if errno == 0 && got > 0 {
+			direct := min(got, len(c.dst)-c.dstOff)
+			if c.lay.DDGST {
+				c.crc = nvme.CRC32CUpdate(c.crc, c.dst[c.dstOff:c.dstOff+direct])
+			}
+			c.dstOff += direct
+			c.rlen = got - direct
+			if c.dstOff == len(c.dst) && c.rlen == 0 {
+				c.payloadDataDone()
+			}
+		}
+	} else {
+		got, errno = sys.Read(c.fd, c.rbuf)
+		if errno == 0 {
+			c.rlen = got
+		}
+	}
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+		return
+	case errno != 0:
+		c.beginClose("read: " + errno.Error())
+		return
+	case got == 0:
+		c.beginClose("peer closed the connection")
+		return
+	}
+	c.consume()
+}
+
+// consume runs the receive state machine over the buffered bytes.
+func (c *tcpConn) consume() {
+	for c.rpos < c.rlen && !c.stalled && c.state != connStateClosed {
+		switch c.rstate {
+		case recvStateIgnore:
+			c.rpos = c.rlen
+		case recvStateHeader:
+			c.consumeHeader()
+		case recvStatePayload:
+			c.consumePayload()
+		}
+	}
+}
+
+func (c *tcpConn) consumeHeader() {
+	n := copy(c.hdr[c.hdrHave:c.hdrNeed], c.rbuf[c.rpos:c.rlen])
+	c.hdrHave += n
+	c.rpos += n
+	if c.hdrHave < c.hdrNeed {
+		return
+	}
+	if c.hdrNeed == nvme.CHLen {
+		ch, err := nvme.DecodeCommonHeader(c.hdr[:nvme.CHLen])
+		if err != nil {
+			c.fatal(nvme.FESInvalidHeaderField, 0)
+			return
+		}
+		lay, err := ch.Layout(c.recvLayout)
+		if err != nil {
+			c.fatalErr(err)
+			return
+		}
+		if !c.sequenceOK(ch.Type) {
+			c.fatal(nvme.FESPDUSequenceError, 0)
+			return
+		}
+		c.lay = lay
+		c.hdrNeed = int(lay.HeaderEnd())
+		if c.hdrHave < c.hdrNeed {
+			return
+		}
+	}
+	c.onHeader()
+}
+
+// sequenceOK applies the connection-state rules: ICReq first and only once.
+func (c *tcpConn) sequenceOK(t nvme.PDUType) bool {
+	if c.state == connStateAwaitICReq {
+		return t == nvme.PDUTypeICReq || t == nvme.PDUTypeH2CTermReq
+	}
+	return t != nvme.PDUTypeICReq
+}
+
+// onHeader runs once a whole PDU header (and its digest) has arrived.
+func (c *tcpConn) onHeader() {
+	if c.lay.HDGST {
+		if err := nvme.CheckHeaderDigest(c.hdr[:c.hdrNeed], int(c.lay.HLen)); err != nil {
+			c.fatal(nvme.FESHeaderDigestError, 0)
+			return
+		}
+	}
+	c.dst, c.dstOff, c.curReq = nil, 0, nil
+	c.padLeft = c.lay.Pad
+	c.ddgstHave, c.crc = 0, 0
+	switch c.lay.Type {
+	case nvme.PDUTypeICReq:
+		c.handleICReq()
+		c.resetRecv()
+		return
+	case nvme.PDUTypeH2CTermReq:
+		c.dst = c.termData[:c.lay.DataLen]
+	case nvme.PDUTypeCapsuleCmd:
+		if !c.startCapsule() {
+			return
+		}
+	case nvme.PDUTypeH2CData:
+		if !c.startH2CData() {
+			return
+		}
+	default:
+		c.fatal(nvme.FESInvalidHeaderField, 0)
+		return
+	}
+	if c.lay.DataLen == 0 {
+		c.pduDone()
+		return
+	}
+	c.rstate = recvStatePayload
+}
+
+func (c *tcpConn) consumePayload() {
+	if c.padLeft > 0 {
+		n := min(int(c.padLeft), c.rlen-c.rpos)
+		c.padLeft -= uint32(n)
+		c.rpos += n
+		if c.padLeft > 0 {
+			return
+		}
+	}
+	if c.dstOff < len(c.dst) {
+		n := copy(c.dst[c.dstOff:], c.rbuf[c.rpos:c.rlen])
+		if c.lay.DDGST {
+			c.crc = nvme.CRC32CUpdate(c.crc, c.dst[c.dstOff:c.dstOff+n])
+		}
+		c.dstOff += n
+		c.rpos += n
+		if c.dstOff < len(c.dst) {
+			return
+		}
+	}
+	c.payloadDataDone()
+	if c.rstate != recvStatePayload {
+		return
+	}
+	if c.lay.DDGST {
+		n := copy(c.ddgst[c.ddgstHave:], c.rbuf[c.rpos:c.rlen])
+		c.ddgstHave += n
+		c.rpos += n
+		if c.ddgstHave < nvme.DigestLen {
+			return
+		}
+		if nvme.Digest(c.ddgst[:]) != c.crc {
+			c.dataDigestError()
+			return
+		}
+	}
+	c.pduDone()
+}
+
+// payloadDataDone is called when all data bytes are in; a PDU without a data digest
+// is complete at that point.
+func (c *tcpConn) payloadDataDone() {
+	if !c.lay.DDGST {
+		c.pduDone()
+	}
+}
+
+// pduDone dispatches a fully received PDU and resets for the next header.
+func (c *tcpConn) pduDone() {
+	if c.rstate == recvStateIgnore {
+		return
+	}
+	t, r := c.lay.Type, c.curReq
+	c.resetRecv()
+	switch t {
+	case nvme.PDUTypeH2CTermReq:
+		c.onTermReq()
+	case nvme.PDUTypeCapsuleCmd:
+		r.capsuleReceived()
+	case nvme.PDUTypeH2CData:
+		r.h2cReceived(c.lay.DataLen)
+	}
+}
+
+func (c *tcpConn) resetRecv() {
+	if c.rstate != recvStateIgnore {
+		c.rstate = recvStateHeader
+	}
+	c.hdrHave, c.hdrNeed = 0, nvme.CHLen
+	c.dst, c.dstOff, c.curReq = nil, 0, nil
+}
+
+// dataDigestError fails the command whose data was corrupted with a retryable
+// Transient Transport Error, as SPDK does; the connection stays up.
+func (c *tcpConn) dataDigestError() {
+	r := c.curReq
+	t := c.lay.Type
+	c.resetRecv()
+	if t == nvme.PDUTypeH2CTermReq || r == nil {
+		return
+	}
+	c.pg.t.counters.dataDigestErrors.Add(1)
+	if t == nvme.PDUTypeCapsuleCmd {
+		r.capsuleDigestError()
+		return
+	}
+	r.h2cDigestError()
+}
+
+// handleICReq negotiates the connection (TCP §3.6.2.2) and sends ICResp.
+func (c *tcpConn) handleICReq() {
+	req, err := nvme.DecodeICReq(c.hdr[:nvme.ICReqLen])
+	if err == nil {
+		err = req.Validate()
+	}
+	if err != nil {
+		c.fatalErr(err)
+		return
+	}
+	c.recvLayout.HDGST = req.DGST.HDGST()
+	c.recvLayout.DDGST = req.DGST.DDGST()
+	c.recvLayout.PDA = 0 // CPDA 0: the Linux host refuses anything else
+	c.sendLayout.HDGST, c.sendLayout.DDGST = c.recvLayout.HDGST, c.recvLayout.DDGST
+	c.sendLayout.PDA = req.HPDA
+	c.maxH2C = c.pg.t.opts.MaxH2CData
+	resp := nvme.ICResp{PFV: 0, CPDA: 0, DGST: req.DGST, MAXH2CDATA: c.maxH2C}
+	nvme.FrameHeader(nvme.PDUTypeICResp, 0, 0, c.sendLayout).Put(c.icresp[:])
+	resp.Put(c.icresp[:])
+	c.state = connStateRunning
+	c.enqueue(c.icresp[:], nil)
+}
+
+// onTermReq: the host gave up on the connection. Never answer a TermReq.
+func (c *tcpConn) onTermReq() {
+	tr, err := nvme.DecodeTermReq(c.hdr[:nvme.TermReqHLen])
+	fes := nvme.FES(0)
+	if err == nil {
+		fes = tr.FES
+	}
+	c.pg.t.log.Info("nvmf: host terminated connection", "peer", c.peer, "fes", fes.String())
+	c.rstate = recvStateIgnore
+	c.beginClose("host sent H2CTermReq")
+}
+
+// fatalErr reports a layout or decode error as a TermReq.
+func (c *tcpConn) fatalErr(err error) {
+	if pe, ok := err.(*nvme.PDUError); ok {
+		c.fatal(pe.FES, pe.FEI)
+		return
+	}
+	c.fatal(nvme.FESInvalidHeaderField, 0)
+}
+
+// fatal sends a C2HTermReq carrying a copy of the offending header, stops reading,
+// and closes the connection once it is sent (TCP §3.6.2.4). Other connections are
+// untouched.
+func (c *tcpConn) fatal(fes nvme.FES, fei uint32) {
+	if c.rstate == recvStateIgnore {
+		return
+	}
+	c.pg.t.counters.termReqsSent.Add(1)
+	c.rstate = recvStateIgnore
+	c.rpos = c.rlen
+	hlen := min(c.hdrHave, nvme.MaxTermReqDataLen)
+	tr := nvme.NewTermReq(nvme.PDUTypeC2HTermReq, fes, fei, c.hdr[:hlen])
+	n := tr.Put(c.termOut[:])
+	c.reason = "protocol error: " + fes.String()
+	c.pg.t.log.Warn("nvmf: terminating connection", "peer", c.peer, "fes", fes.String(), "fei", fei)
+	c.enqueue(c.termOut[:n], nil)
+	c.closeOut = true
+	c.stopReading()
+	c.state = connStateDraining
+}
+
+// enqueue appends a buffer to the send queue and schedules a flush.
+func (c *tcpConn) enqueue(b []byte, release *request) {
+	if c.sqLen == len(c.sq) {
+		// Bounded by construction: a request queues at most sendEntriesPerRequest
+		// entries and requests are bounded by the queue depth.
+		panic("nvmf: send queue overflow")
+	}
+	i := (c.sqHead + c.sqLen) % len(c.sq)
+	c.sq[i] = sendEntry{b: b, req: release}
+	c.sqLen++
+	c.pg.markDirty(c)
+}
+
+// flush writes as much of the send queue as the socket takes.
+func (c *tcpConn) flush() {
+	for c.sqLen > 0 && c.state != connStateClosed {
+		k, total := 0, 0
+		for k < len(c.iov) && k < c.sqLen {
+			b := c.sq[(c.sqHead+k)%len(c.sq)].b
+			if k == 0 {
+				b = b[c.sentOff:]
+			}
+			if len(b) > 0 {
+				sys.SetIovec(&c.iov[k], b)
+			} else {
+				c.iov[k] = unix.Iovec{}
+			}
+			total += len(b)
+			k++
+		}
+		n := 0
+		if total > 0 {
+			var errno unix.Errno
+			n, errno = sys.Writev(c.fd, c.iov[:k])
+			if errno == unix.EAGAIN || errno == unix.EINTR {
+				c.wantWritable(true)
+				return
+			}
+			if errno != 0 {
+				c.abandonSends()
+				c.beginClose("write: " + errno.Error())
+				return
+			}
+		}
+		c.sent(n)
+		if n < total {
+			c.wantWritable(true)
+			return
+		}
+	}
+	c.wantWritable(false)
+	if c.closeOut && c.sqLen == 0 {
+		c.beginClose(c.reason)
+	}
+}
+
+// sent retires n written bytes from the head of the send queue, releasing each
+// request whose last buffer is fully written.
+func (c *tcpConn) sent(n int) {
+	for c.sqLen > 0 {
+		e := &c.sq[c.sqHead]
+		left := len(e.b) - c.sentOff
+		if n < left {
+			c.sentOff += n
+			return
+		}
+		n -= left
+		c.sentOff = 0
+		r := e.req
+		*e = sendEntry{}
+		c.sqHead = (c.sqHead + 1) % len(c.sq)
+		c.sqLen--
+		if r != nil {
+			r.release()
+		}
+	}
+}
+
+// abandonSends drops queued output after a fatal socket error, releasing requests.
+func (c *tcpConn) abandonSends() {
+	for c.sqLen > 0 {
+		c.sent(len(c.sq[c.sqHead].b) - c.sentOff)
+	}
+}
+
+func (c *tcpConn) wantWritable(on bool) {
+	ev := c.events &^ unix.EPOLLOUT
+	if on {
+		ev |= unix.EPOLLOUT
+	}
+	c.setEvents(ev)
+}
+
+func (c *tcpConn) stopReading() { c.setEvents(c.events &^ (unix.EPOLLIN | unix.EPOLLRDHUP)) }
+
+func (c *tcpConn) setEvents(ev uint32) {
+	if ev == c.events || c.tok < 0 {
+		return
+	}
+	c.events = ev
+	_ = c.pg.r.ModifyFD(c.fd, c.tok, ev)
+}
+
+// stall parks the receive state machine until a request slot or buffer frees up.
+// Reading stops so that TCP pushes back on the host.
+func (c *tcpConn) stall() {
+	if c.stalled {
+		return
+	}
+	c.stalled = true
+	c.setEvents(c.events &^ unix.EPOLLIN)
+	c.pg.stalled = append(c.pg.stalled, c)
+}
+
+// resume retries the stalled step, then goes on with buffered input.
+func (c *tcpConn) resume() {
+	if !c.stalled || c.state == connStateClosed {
+		return
+	}
+	c.stalled = false
+	if c.rstate == recvStateHeader && c.hdrHave == c.hdrNeed && c.hdrHave > nvme.CHLen {
+		c.onHeader()
+		if c.stalled {
+			return
+		}
+	}
+	for _, r := range c.reqs {
+		if r.state == reqStateNeedBuffer {
+			r.needBufferRetry()
+			if c.stalled {
+				return
+			}
+		}
+	}
+	if c.state == connStateRunning || c.state == connStateAwaitICReq {
+		c.setEvents(c.events | unix.EPOLLIN | unix.EPOLLRDHUP)
+	}
+	c.consume()
+	if c.rpos == c.rlen && !c.stalled && c.state != connStateClosed {
+		c.readSocket()
+	}
+	c.maybeFinishClose()
+}
+
+// allocReq takes a free request slot for a capsule with command ID cid.
+func (c *tcpConn) allocReq() *request {
+	n := len(c.free)
+	if n == 0 {
+		return nil
+	}
+	r := &c.reqs[c.free[n-1]]
+	c.free = c.free[:n-1]
+	c.inflight++
+	return r
+}
+
+func (c *tcpConn) cidInUse(cid uint16) bool { return c.cidBusy[cid>>6]&(1<<(cid&63)) != 0 }
+func (c *tcpConn) setCID(cid uint16)        { c.cidBusy[cid>>6] |= 1 << (cid & 63) }
+func (c *tcpConn) clearCID(cid uint16)      { c.cidBusy[cid>>6] &^= 1 << (cid & 63) }
+
+// beginClose stops the connection taking new work. Requests already executing in a
+// bdev finish first (their buffers are in the backend's hands); then the socket is
+// closed and the queue pair leaves its controller.
+func (c *tcpConn) beginClose(reason string) {
+	if c.state == connStateClosed {
+		return
+	}
+	if c.reason == "" {
+		c.reason = reason
+	}
+	if c.state != connStateDraining {
+		c.state = connStateDraining
+	}
+	c.rstate = recvStateIgnore
+	c.rpos, c.rlen = 0, 0
+	c.stopReading()
+	// Nothing more will reach the host that matters once the socket is shut; drop
+	// queued output so that requests can be released.
+	if !c.closeOut || c.sqLen == 0 {
+		c.abandonSends()
+	}
+	c.releaseIdleRequests()
+	c.maybeFinishClose()
+}
+
+// releaseIdleRequests frees requests that are not inside a bdev or another reactor:
+// waiting for data, for a buffer, or queued for sending.
+func (c *tcpConn) releaseIdleRequests() {
+	for i := range c.reqs {
+		r := &c.reqs[i]
+		switch r.state {
+		case reqStateReceiving, reqStateNeedBuffer, reqStateTransferringH2C, reqStateCompleting, reqStateAwaitEvent:
+			r.release()
+		}
+	}
+}
+
+// maybeFinishClose closes the socket once a draining connection has nothing in
+// flight.
+func (c *tcpConn) maybeFinishClose() {
+	if c.state != connStateDraining || c.inflight > 0 || (c.closeOut && c.sqLen > 0) {
+		return
+	}
+	c.state = connStateClosed
+	c.abandonSends()
+	if c.tok >= 0 {
+		c.pg.r.RemoveFD(c.fd, c.tok)
+		c.tok = -1
+	}
+	_ = unix.Close(c.fd)
+	delete(c.pg.conns, c)
+	c.pg.connCount.Add(-1)
+	c.qp.detach(c)
+	for i := range c.reqs {
+		c.reqs[i].io.Done = nil
+	}
+	c.rbuf = nil
+	c.pg.t.log.Debug("nvmf: connection closed", "peer", c.peer, "reason", c.reason)
+}
+
+// checkTimeouts closes connections that never finished setting up, and drains that
+// take too long.
+func (c *tcpConn) checkTimeouts(now int64) {
+	switch {
+	case c.state == connStateAwaitICReq && now-c.createdNs > int64(icreqTimeout):
+		c.beginClose("no ICReq in time")
+	case c.state == connStateRunning && c.qp.ctrlr == nil && now-c.createdNs > int64(icreqTimeout) && c.inflight == 0:
+		c.beginClose("no Connect in time")
+	}
+}
+
+// drain is the graceful-shutdown path: stop reading new commands, let in-flight ones
+// complete and their responses go out, then close.
+func (c *tcpConn) drain() {
+	if c.state == connStateClosed || c.state == connStateDraining {
+		return
+	}
+	c.state = connStateDraining
+	c.rstate = recvStateIgnore
+	c.stopReading()
+	c.closeOut = true
+	c.reason = "target shutting down"
+	c.releaseWaitingForHost()
+	c.maybeFinishClose()
+	if c.sqLen == 0 && c.inflight == 0 {
+		c.beginClose(c.reason)
+	}
+}
+
+// releaseWaitingForHost frees requests that wait on the host (data it will not send
+// now, AERs); they would never finish.
+func (c *tcpConn) releaseWaitingForHost() {
+	for i := range c.reqs {
+		r := &c.reqs[i]
+		switch r.state {
+		case reqStateReceiving, reqStateTransferringH2C, reqStateAwaitEvent, reqStateNeedBuffer:
+			r.release()
+		}
+	}
+}
