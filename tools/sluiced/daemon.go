@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sluice/engine/bdev"
+	"sluice/engine/mem"
+	"sluice/engine/nvmf"
+	"sluice/engine/reactor"
+	"sluice/engine/rpc"
+)
+
+type options struct {
+	configPath, dataDir, rpcSocket string
+	cores, pollMode                string
+	idleSpin                       time.Duration
+	memSize, hugepages, listenAddr string
+	nvmfPort, discoveryPort        string
+	maxQueueDepth, maxIOSize       uint
+	icdSize, maxH2CData            uint
+	logLevel, cpuProfile           string
+}
+
+// daemon is everything started, in start order.
+type daemon struct {
+	log    *slog.Logger
+	state  *stateFile
+	domain *mem.Domain
+	group  *reactor.Group
+	bdevs  *bdev.Manager
+	target *nvmf.Target
+	reg    *rpc.Registry
+	srv    *rpc.Server
+	served chan error
+}
+
+func start(o options, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{log: log, bdevs: bdev.NewManager(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.abort()
+		}
+	}()
+	cores, err := reactor.ParseCores(o.cores)
+	if err != nil {
+		return nil, fmt.Errorf("--cores: %w", err)
+	}
+	mode, err := reactor.ParseMode(o.pollMode)
+	if err != nil {
+		return nil, fmt.Errorf("--poll-mode: %w", err)
+	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if d.state, err = openState(filepath.Join(o.dataDir, "state.json")); err != nil {
+		return nil, err
+	}
+	if d.domain, err = newDomain(o, log); err != nil {
+		return nil, err
+	}
+	cs := make([]*mem.Core, len(cores))
+	for i := range cores {
+		if cs[i], err = d.domain.NewCore(i); err != nil {
+			return nil, err
+		}
+	}
+	if d.group, err = reactor.StartGroup(reactor.GroupConfig{Cores: cores, Mode: mode, IdleSpin: o.idleSpin}); err != nil {
+		return nil, err
+	}
+	d.target, err = nvmf.NewTarget(nvmf.Config{
+		Reactors: d.group, Bdevs: d.bdevs, Mem: func(i int) *mem.Core { return cs[i] },
+		Transport: nvmf.TransportOpts{MaxQueueDepth: uint16(o.maxQueueDepth), MaxIOSize: uint32(o.maxIOSize),
+			InCapsuleDataSize: uint32(o.icdSize), MaxH2CData: uint32(o.maxH2CData)},
+		Firmware: firmwareRevision(), Logger: log,
+		PowerCycles: d.state.PowerCycles, UnsafeShutdowns: d.state.UnsafeShutdowns,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.reg = rpc.NewRegistry(rpc.RegistryOptions{Version: version, Logger: log})
+	bdev.RegisterRPC(d.reg, d.bdevs, regionAllocator{d.domain})
+	nvmf.RegisterRPC(d.reg, d.target)
+	registerFramework(d.reg, d.group, d.domain)
+
+	cfg := strings.NewReader(expandDefaultConfig(o))
+	if o.configPath != "" {
+		f, err := os.Open(o.configPath)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		err = d.reg.LoadConfig(context.Background(), f)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+		}
+	} else if err := d.reg.LoadConfig(context.Background(), cfg); err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+
+	ln, err := rpc.Listen(o.rpcSocket)
+	if err != nil {
+		return nil, err
+	}
+	d.srv = rpc.NewServer(d.reg, rpc.ServerOptions{Logger: log})
+	go func() { d.served <- d.srv.Serve(ln) }()
+	log.Info("sluiced: started", "version", version, "cores", o.cores, "poll_mode", mode.String(),
+		"hugepages", d.domain.Hugepages(), "rpc", o.rpcSocket)
+	if o.configPath == "" {
+		printConnect(o, "nqn.2026-11.dev.sluice:vol0")
+	}
+	return d, nil
+}
+
+// stop is the orderly shutdown: no new RPCs, drain the target, close bdevs, stop the
+// reactors, and record a clean shutdown.
+func (d *daemon) stop(ctx context.Context) error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if d.srv != nil {
+		keep(d.srv.Shutdown(ctx))
+	}
+	if d.target != nil {
+		keep(d.target.Shutdown(ctx))
+	}
+	d.abort()
+	if first == nil && d.state != nil {
+		keep(d.state.markClean())
+	}
+	return first
+}
+
+// abort releases what was started, without the graceful steps.
+func (d *daemon) abort() {
+	if d.group != nil {
+		d.group.Stop()
+		d.group = nil
+	}
+	if err := d.bdevs.CloseAll(); err != nil {
+		d.log.Warn("sluiced: closing bdevs", "err", err)
+	}
+	if d.domain != nil {
+		_ = d.domain.Close()
+		d.domain = nil
+	}
+}
+
+func newDomain(o options, log *slog.Logger) (*mem.Domain, error) {
+	size, err := parseSize(o.memSize)
+	if err != nil {
+		return nil, fmt.Errorf("--mem-size: %w", err)
+	}
+	var mode mem.HugepageMode
+	switch o.hugepages {
+	case "prefer":
+		mode = mem.HugepagesPrefer
+	case "require":
+		mode = mem.HugepagesRequire
+	case "off":
+		mode = mem.HugepagesNever
+	default:
+		return nil, fmt.Errorf("--hugepages %q: want prefer, require or off", o.hugepages)
+	}
+	return mem.NewDomain(mem.DomainConfig{SizeBytes: size, Hugepages: mode, Logger: log})
+}
+
+// parseSize reads sizes such as 512M, 2G or 1048576.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "G"), strings.HasSuffix(s, "g"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M or G", s)
+	}
+	return n * mult, nil
+}
+
+func firmwareRevision() string {
+	v := strings.TrimPrefix(version, "v")
+	if len(v) > 8 {
+		v = v[:8]
+	}
+	return v
+}
+
+// regionAllocator gives the malloc bdev hugepage memory from the domain.
+type regionAllocator struct{ d *mem.Domain }
+
+func (ra regionAllocator) AllocRegion(size int) ([]byte, func(), error) {
+	r, err := ra.d.AllocRegion(int64(size))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !r.Contiguous() {
+		r.Free()
+		return nil, nil, fmt.Errorf("no contiguous run of %d bytes in the memory domain: %w", size, mem.ErrNoMemory)
+	}
+	return r.Bytes()[:size], r.Free, nil
+}
