@@ -159,6 +159,7 @@ var (
 	ErrClaimed  = rpc.ErrBusy
 	ErrInvalid  = rpc.ErrInvalid
 	ErrClosed   = rpc.ErrInvalidState
+	ErrNoMemory = rpc.ErrNoMemory
 )
 
 func newBdev(cfg Config, be Backend) (*Bdev, error) {

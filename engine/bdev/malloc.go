@@ -42,7 +42,8 @@ func CreateMalloc(m *Manager, p MallocParams, ra RegionAllocator) (*Bdev, error)
 	if ra != nil {
 		mem, free, err := ra.AllocRegion(int(size))
 		if err != nil {
-			return nil, fmt.Errorf("bdev_malloc_create %q: %w", p.Name, err)
+			// The allocator's own error says why; the sentinel gives the RPC code.
+			return nil, fmt.Errorf("bdev_malloc_create %q: %w: %w", p.Name, ErrNoMemory, err)
 		}
 		be = &mallocBackend{mem: mem, free: free}
 	} else {

@@ -248,13 +248,15 @@ func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, e
 			return nil, err
 		}
 	}
+	owner := fmt.Sprintf("nvmf %s nsid %d", s.nqn, nsid)
+	if err := b.Claim(owner); err != nil {
+		return nil, err
+	}
 	for _, o := range s.nsList {
 		if o.NGUID == ns.NGUID || o.UUID == ns.UUID {
+			b.Release(owner)
 			return nil, fmt.Errorf("subsystem %s: nsid %d has the same NGUID or UUID: %w", s.nqn, o.ID, ErrExists)
 		}
-	}
-	if err := b.Claim(fmt.Sprintf("nvmf %s nsid %d", s.nqn, nsid)); err != nil {
-		return nil, err
 	}
 	s.nsList[nsid] = ns
 	s.publishLocked()

@@ -45,7 +45,8 @@ func main() {
 
 	log := newLogger(o.logLevel)
 	if err := run(o, log); err != nil {
-		log.Error("sluiced: " + err.Error())
+		// Plain text, not a log record: multi-line config errors stay readable.
+		fmt.Fprintln(os.Stderr, "sluiced:", err)
 		os.Exit(1)
 	}
 }
