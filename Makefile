@@ -55,6 +55,7 @@ unit:
 # Real peers: the Linux NVMe/TCP host and nvme-cli in a qemu guest, daemon restarts,
 # kill -9 durability. Fails (never skips) under CI=true when qemu cannot run.
 interop:
+	tools/hugepages.sh run $(TEST_HUGEPAGES) -- \
 	$(GO) test -count=1 -timeout $(INTEROP_TIMEOUT) -v ./tools/guest/ ./tools/interop/ 2>&1 | \
 		grep -v -E '^ +[0-9.]+ (con|krn|qemu) \|' ; exit $${PIPESTATUS[0]}
 
