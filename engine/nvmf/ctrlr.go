@@ -241,21 +241,46 @@ func (ctrlr *Ctrlr) addIOQueue(qid uint16, c *tcpConn) nvme.Status {
 }
 
 // commandFailed records a failed command in the error log and the health counters.
+// It allocates nothing: an I/O queue on another reactor than its controller hands the
+// entry over through its SPSC ring and one preallocated message.
 func (c *tcpConn) commandFailed(r *request, st nvme.Status) {
 	if st.SCT() == nvme.SCTMediaError && c.qp.stats != nil {
 		c.qp.stats.mediaErrors.Add(1)
 	}
 	ctrlr := c.qp.ctrlr
-	if ctrlr == nil || ctrlr.pg != c.pg {
-		// The log belongs to the controller's reactor; I/O queues elsewhere record
-		// through a message only for errors worth the cost (not per I/O failure).
-		if ctrlr != nil && !ctrlr.dead {
-			e := errEntry(r, st, c.qp.qid)
-			sendControl(ctrlr.pg.r, func() { ctrlr.logError(e) })
-		}
+	if ctrlr == nil {
 		return
 	}
-	ctrlr.logError(errEntry(r, st, c.qp.qid))
+	e := errEntry(r, st, c.qp.qid)
+	if ctrlr.pg == c.pg {
+		ctrlr.logError(e)
+		return
+	}
+	if !c.errq.Push(e) {
+		c.errLost++ // the controller's reactor is behind; the log is best effort
+		return
+	}
+	if !c.errPending.Swap(true) {
+		if ctrlr.pg.r.Send(c.forwardFn, ctrlr) != nil {
+			c.errPending.Store(false)
+		}
+	}
+}
+
+// forwardErrors drains the connection's error ring into its controller's log, on the
+// controller's reactor.
+func (c *tcpConn) forwardErrors(arg any) {
+	ctrlr := arg.(*Ctrlr)
+	c.errPending.Store(false)
+	for {
+		e, ok := c.errq.Pop()
+		if !ok {
+			return
+		}
+		if !ctrlr.dead {
+			ctrlr.logError(e)
+		}
+	}
 }
 
 func errEntry(r *request, st nvme.Status, qid uint16) nvme.ErrorLogEntry {

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"sluice/engine/proto/nvme"
+	"sluice/engine/reactor"
 )
 
 // execFabrics runs a Fabrics command (opcode 7Fh).
@@ -170,9 +171,17 @@ func (c *tcpConn) connectIODone(r *request, ctrlr *Ctrlr, s *Subsystem, qid, sqs
 	}
 	c.qp = qpair{ctrlr: ctrlr, subsys: s, qid: qid, sqsize: sqsize, sqflowOff: sqflowOff,
 		stats: &s.stats[c.pg.idx]}
+	if ctrlr.pg != c.pg && c.errq == nil {
+		c.errq = reactor.NewSPSC[nvme.ErrorLogEntry](errForwardRing)
+		c.forwardFn = c.forwardErrors
+	}
 	r.cqe.SetDW0(nvme.ConnectSuccessDW0(ctrlr.cntlid, 0))
 	r.complete(nvme.StatusSuccess)
 }
+
+// errForwardRing bounds the failed-command entries in transit to a controller on
+// another reactor.
+const errForwardRing = 64
 
 // capValue is the CAP property (Base §3.1.1): queue size, contiguous queues required,
 // a ready timeout, the NVM command set, and 4 KiB pages only.

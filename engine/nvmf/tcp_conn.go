@@ -1,10 +1,13 @@
 package nvmf
 
 import (
+	"sync/atomic"
+
 	"golang.org/x/sys/unix"
 
 	"sluice/engine/internal/sys"
 	"sluice/engine/proto/nvme"
+	"sluice/engine/reactor"
 )
 
 // connState is a connection's lifecycle state.
@@ -103,6 +106,13 @@ type tcpConn struct {
 	termOut  [nvme.MaxTermReqPLen]byte
 	closeOut bool // close once the send queue is empty (after a TermReq)
 	zeroPad  [128]byte
+
+	// Failed commands of an I/O queue whose controller lives on another reactor reach
+	// the controller's error log through this ring, with at most one message queued.
+	errq       *reactor.SPSC[nvme.ErrorLogEntry]
+	errPending atomic.Bool
+	errLost    uint64
+	forwardFn  func(any)
 }
 
 func newTCPConn(pg *pollGroup, fd int, addr ListenAddress, peer string) *tcpConn {
@@ -612,11 +622,10 @@ func (c *tcpConn) beginClose(reason string) {
 	c.rstate = recvStateIgnore
 	c.rpos, c.rlen = 0, 0
 	c.stopReading()
-	// Nothing more will reach the host that matters once the socket is shut; drop
-	// queued output so that requests can be released.
-	if !c.closeOut || c.sqLen == 0 {
-		c.abandonSends()
-	}
+	// Nothing more will reach the host once the socket is shut (a TermReq or a
+	// graceful drain calls this only after its output went out): drop queued output so
+	// that requests, and the buffers the queue points at, can be released.
+	c.abandonSends()
 	c.releaseIdleRequests()
 	c.maybeFinishClose()
 }
