@@ -6,75 +6,57 @@ import (
 	"testing"
 )
 
-// TestSPSCModel drives random pushes and pops against a slice model.
-func TestSPSCModel(t *testing.T) {
-	for seed := uint64(1); seed <= 20; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 0))
-		size := 1 << (1 + rng.IntN(6))
-		r := NewSPSC[int](size)
-		var model []int
-		next := 0
-		for step := 0; step < 5000; step++ {
-			if rng.IntN(2) == 0 {
-				ok := r.Push(next)
-				if ok != (len(model) < size) {
-					t.Fatalf("seed %d step %d: push ok=%v with %d/%d queued", seed, step, ok, len(model), size)
-				}
-				if ok {
-					model = append(model, next)
-				}
-				next++
-			} else {
-				v, ok := r.Pop()
-				if ok != (len(model) > 0) {
-					t.Fatalf("seed %d step %d: pop ok=%v with %d queued", seed, step, ok, len(model))
-				}
-				if ok {
-					if v != model[0] {
-						t.Fatalf("seed %d step %d: pop %d, want %d", seed, step, v, model[0])
-					}
-					model = model[1:]
-				}
-			}
-			if r.Len() != len(model) {
-				t.Fatalf("seed %d step %d: Len %d, want %d", seed, step, r.Len(), len(model))
-			}
-		}
-	}
+// intRing is what the model test needs of both rings.
+type intRing interface {
+	Push(int) bool
+	Pop() (int, bool)
+	Cap() int
 }
 
-// TestMPSCModel is the single-goroutine model check for the MPSC ring.
-func TestMPSCModel(t *testing.T) {
-	for seed := uint64(1); seed <= 20; seed++ {
-		rng := rand.New(rand.NewPCG(seed, 1))
-		size := 1 << (1 + rng.IntN(6))
-		r := NewMPSC[int](size)
-		var model []int
-		next := 0
-		for step := 0; step < 5000; step++ {
-			if rng.IntN(2) == 0 {
-				ok := r.Push(next)
-				if ok != (len(model) < size) {
-					t.Fatalf("seed %d step %d: push ok=%v with %d/%d queued", seed, step, ok, len(model), size)
+// TestRingModels drives random pushes and pops on each ring against a slice model,
+// checking capacity, FIFO order and emptiness after every step.
+func TestRingModels(t *testing.T) {
+	for name, mk := range map[string]func(size int) intRing{
+		"spsc": func(n int) intRing { return NewSPSC[int](n) },
+		"mpsc": func(n int) intRing { return NewMPSC[int](n) },
+	} {
+		for seed := uint64(1); seed <= 20; seed++ {
+			rng := rand.New(rand.NewPCG(seed, 0))
+			r := mk(1 << (1 + rng.IntN(6)))
+			var model []int
+			next := 0
+			for step := 0; step < 5000; step++ {
+				if rng.IntN(2) == 0 {
+					ok := r.Push(next)
+					if ok != (len(model) < r.Cap()) {
+						t.Fatalf("%s seed %d step %d: push ok=%v with %d/%d queued", name, seed, step, ok, len(model), r.Cap())
+					}
+					if ok {
+						model = append(model, next)
+					}
+					next++
+					continue
 				}
-				if ok {
-					model = append(model, next)
-				}
-				next++
-			} else {
 				v, ok := r.Pop()
 				if ok != (len(model) > 0) {
-					t.Fatalf("seed %d step %d: pop ok=%v with %d queued", seed, step, ok, len(model))
+					t.Fatalf("%s seed %d step %d: pop ok=%v with %d queued", name, seed, step, ok, len(model))
+				}
+				if ok && v != model[0] {
+					t.Fatalf("%s seed %d step %d: pop %d, want %d", name, seed, step, v, model[0])
 				}
 				if ok {
-					if v != model[0] {
-						t.Fatalf("seed %d step %d: pop %d, want %d", seed, step, v, model[0])
-					}
 					model = model[1:]
 				}
-			}
-			if r.Empty() != (len(model) == 0) {
-				t.Fatalf("seed %d step %d: Empty %v with %d queued", seed, step, r.Empty(), len(model))
+				switch r := r.(type) {
+				case *SPSC[int]:
+					if r.Len() != len(model) {
+						t.Fatalf("spsc seed %d step %d: Len %d, want %d", seed, step, r.Len(), len(model))
+					}
+				case *MPSC[int]:
+					if r.Empty() != (len(model) == 0) {
+						t.Fatalf("mpsc seed %d step %d: Empty %v with %d queued", seed, step, r.Empty(), len(model))
+					}
+				}
 			}
 		}
 	}

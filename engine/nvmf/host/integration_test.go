@@ -27,18 +27,29 @@ const (
 // startTarget runs the real sluice target (one reactor, a malloc namespace) on a
 // loopback port and returns the address.
 func startTarget(t *testing.T, opts nvmf.TransportOpts) (string, *nvmf.Target) {
+	return startTargetOn(t, opts, 1)
+}
+
+// startTargetOn runs the target on n reactors, each with its own allocator core.
+// Connections are spread over reactors round robin, so with two reactors a
+// controller's admin queue and its first I/O queue live on different ones.
+func startTargetOn(t *testing.T, opts nvmf.TransportOpts, n int) (string, *nvmf.Target) {
 	t.Helper()
-	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: 32 << 20, Hugepages: mem.HugepagesNever,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: 32 << 20, Hugepages: mem.HugepagesNever, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dom.Close() })
-	core, err := dom.NewCore(0)
-	if err != nil {
-		t.Fatal(err)
+	cores := make([]*mem.Core, n)
+	cpus := make([]int, n)
+	for i := range cores {
+		if cores[i], err = dom.NewCore(i); err != nil {
+			t.Fatal(err)
+		}
+		cpus[i] = i
 	}
-	g, err := reactor.StartGroup(reactor.GroupConfig{Cores: []int{0}, Mode: reactor.ModeInterrupt})
+	g, err := reactor.StartGroup(reactor.GroupConfig{Cores: cpus, Mode: reactor.ModeInterrupt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +62,7 @@ func startTarget(t *testing.T, opts nvmf.TransportOpts) (string, *nvmf.Target) {
 		}
 	}
 	tgt, err := nvmf.NewTarget(nvmf.Config{
-		Reactors: g, Bdevs: bm, Mem: func(int) *mem.Core { return core }, Transport: opts,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Reactors: g, Bdevs: bm, Mem: func(i int) *mem.Core { return cores[i] }, Transport: opts, Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)

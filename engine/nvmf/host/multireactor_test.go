@@ -2,84 +2,19 @@ package host_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
-	"sluice/engine/bdev"
-	"sluice/engine/mem"
 	"sluice/engine/nvmf"
 	"sluice/engine/nvmf/host"
 	"sluice/engine/proto/nvme"
-	"sluice/engine/reactor"
 )
-
-// startTwoReactorTarget is startTarget with two reactors, so that a controller's admin
-// queue and its I/O queue land on different reactors (connections are spread round
-// robin).
-func startTwoReactorTarget(t *testing.T) (string, *nvmf.Target) {
-	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: 32 << 20, Hugepages: mem.HugepagesNever, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dom.Close() })
-	cores := make([]*mem.Core, 2)
-	for i := range cores {
-		if cores[i], err = dom.NewCore(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g, err := reactor.StartGroup(reactor.GroupConfig{Cores: []int{0, 1}, Mode: reactor.ModeInterrupt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Stop)
-	bm := bdev.NewManager()
-	t.Cleanup(func() { bm.CloseAll() })
-	if _, err := bdev.CreateMalloc(bm, bdev.MallocParams{Name: "m0", NumBlocks: itBlocks, BlockSize: itBlock}, nil); err != nil {
-		t.Fatal(err)
-	}
-	tgt, err := nvmf.NewTarget(nvmf.Config{Reactors: g, Bdevs: bm, Mem: func(i int) *mem.Core { return cores[i] }, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		tgt.Shutdown(ctx)
-	})
-	if err := tgt.CreateSubsystem(nvmf.SubsystemParams{NQN: itNQN, AllowAnyHost: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tgt.AddNamespace(itNQN, nvmf.NamespaceParams{BdevName: "m0"}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	if err := tgt.AddListener(itNQN, nvmf.ListenAddress{TrAddr: "127.0.0.1", TrSvcID: port}); err != nil {
-		t.Fatal(err)
-	}
-	qs, err := tgt.QPairs(itNQN)
-	if err != nil || len(qs) != 0 {
-		t.Fatalf("fresh target has queue pairs: %v %v", qs, err)
-	}
-	return net.JoinHostPort("127.0.0.1", port), tgt
-}
 
 // TestErrorLogAcrossReactors: a command that fails on an I/O queue living on another
 // reactor than its controller still reaches the controller's error log, with its
 // queue, command ID, status and LBA.
 func TestErrorLogAcrossReactors(t *testing.T) {
-	addr, tgt := startTwoReactorTarget(t)
+	addr, tgt := startTargetOn(t, nvmf.TransportOpts{}, 2)
 	ctx := itCtx(t)
 	ctrl, err := host.Connect(ctx, addr, itNQN, host.Options{})
 	if err != nil {
