@@ -1,6 +1,7 @@
 // Package uring is sluice's thin binding to liburing: one io_uring instance per owner,
-// with exactly the operations the file bdev needs (read, write, fdatasync, fallocate,
-// linked SQEs, eventfd notification) and nothing else.
+// with exactly the operations the file bdev needs (read, write, their fixed-buffer
+// forms, fdatasync, fallocate, linked SQEs, eventfd notification, buffer registration)
+// and nothing else.
 //
 // What it owns: the ring (its setup, its mmapped SQ and CQ, its teardown) and a
 // staging array of prepared SQEs. Prep* calls only fill the staging array from Go;
@@ -17,7 +18,10 @@
 // integer (an index), never a pointer. Data buffers are handed to the kernel as
 // addresses, so the caller must guarantee that each buffer stays valid and does not
 // move until the CQE that carries its user_data has been reaped: off-heap memory
-// (mmap, the hugepage allocator) or Go memory pinned with runtime.Pinner. The package
+// (mmap, the hugepage allocator) or Go memory pinned with runtime.Pinner. Fixed
+// buffers are registered once per ring (RegisterBuffers, or io_uring_register(2) on FD
+// by their owner) and must stay mapped for the ring's lifetime; the kernel itself checks
+// that a fixed read or write stays inside the buffer it names. The package
 // also never lets more SQEs be in flight than the SQ has entries, so the CQ (twice as
 // large) cannot overflow and every SQE yields exactly one CQE that Reap will see.
 //

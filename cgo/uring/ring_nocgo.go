@@ -9,6 +9,9 @@ type Ring struct{}
 // New returns ErrNotSupported: this build has no liburing.
 func New(entries int) (*Ring, error) { return nil, ErrNotSupported }
 
+// FD returns -1.
+func (r *Ring) FD() int { return -1 }
+
 // Entries returns 0.
 func (r *Ring) Entries() int { return 0 }
 
@@ -25,6 +28,18 @@ func (r *Ring) PrepRead(fd int, buf []byte, off uint64, rwFlags uint32, flags SQ
 
 // PrepWrite returns false.
 func (r *Ring) PrepWrite(fd int, buf []byte, off uint64, rwFlags uint32, flags SQEFlags, userData uint64) bool {
+	return false
+}
+
+// PrepReadFixed returns false.
+func (r *Ring) PrepReadFixed(fd int, buf []byte, off uint64, bufIndex uint16, rwFlags uint32,
+	flags SQEFlags, userData uint64) bool {
+	return false
+}
+
+// PrepWriteFixed returns false.
+func (r *Ring) PrepWriteFixed(fd int, buf []byte, off uint64, bufIndex uint16, rwFlags uint32,
+	flags SQEFlags, userData uint64) bool {
 	return false
 }
 
@@ -49,6 +64,9 @@ func (r *Ring) Reap(out []Completion) int { return 0 }
 
 // RegisterEventfd returns ErrNotSupported.
 func (r *Ring) RegisterEventfd(fd int) error { return ErrNotSupported }
+
+// RegisterBuffers returns ErrNotSupported.
+func (r *Ring) RegisterBuffers(bufs [][]byte) error { return ErrNotSupported }
 
 // Close returns nil.
 func (r *Ring) Close() error { return nil }

@@ -29,6 +29,8 @@ enum {
 	SLUICE_OP_WRITE = 1,
 	SLUICE_OP_FSYNC = 2,
 	SLUICE_OP_FALLOCATE = 3,
+	SLUICE_OP_READ_FIXED = 4,
+	SLUICE_OP_WRITE_FIXED = 5,
 };
 
 // sluice_sqe is one staged SQE, filled by Go without a cgo call. It holds integers
@@ -42,7 +44,7 @@ struct sluice_sqe {
 	int32_t fd;
 	uint8_t op;         // SLUICE_OP_*
 	uint8_t flags;      // IOSQE_*
-	uint16_t pad;
+	uint16_t buf_index; // read/write fixed: index of the registered buffer holding addr
 };
 
 struct sluice_submit_result {
@@ -87,6 +89,16 @@ static struct sluice_submit_result sluice_submit(struct io_uring *ring,
 			io_uring_prep_write(sqe, d[i].fd, (const void *)(uintptr_t)d[i].addr, d[i].nbytes, d[i].off);
 			sqe->rw_flags = (__kernel_rwf_t)d[i].op_flags;
 			break;
+		case SLUICE_OP_READ_FIXED:
+			io_uring_prep_read_fixed(sqe, d[i].fd, (void *)(uintptr_t)d[i].addr, d[i].nbytes, d[i].off,
+				d[i].buf_index);
+			sqe->rw_flags = (__kernel_rwf_t)d[i].op_flags;
+			break;
+		case SLUICE_OP_WRITE_FIXED:
+			io_uring_prep_write_fixed(sqe, d[i].fd, (const void *)(uintptr_t)d[i].addr, d[i].nbytes, d[i].off,
+				d[i].buf_index);
+			sqe->rw_flags = (__kernel_rwf_t)d[i].op_flags;
+			break;
 		case SLUICE_OP_FSYNC:
 			io_uring_prep_fsync(sqe, d[i].fd, d[i].op_flags);
 			break;
@@ -103,6 +115,23 @@ static struct sluice_submit_result sluice_submit(struct io_uring *ring,
 	res.rc = io_uring_submit(ring);
 	res.left = io_uring_sq_ready(ring);
 	return res;
+}
+
+// sluice_register_buffers registers n buffers given as address and length pairs. The
+// iovecs are built here, in C memory, because an iovec array made in Go would be Go
+// memory holding pointers, which cgo may not pass.
+static int sluice_register_buffers(struct io_uring *ring, const uint64_t *addr_len, unsigned n) {
+	struct iovec *iov = calloc(n, sizeof(*iov));
+	if (iov == NULL) {
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		iov[i].iov_base = (void *)(uintptr_t)addr_len[2 * i];
+		iov[i].iov_len = (size_t)addr_len[2 * i + 1];
+	}
+	int rc = io_uring_register_buffers(ring, iov, n);
+	free(iov);
+	return rc;
 }
 
 // sluice_reap copies up to cap CQEs into out and marks them seen.
@@ -140,10 +169,12 @@ var (
 )
 
 const (
-	opRead      = C.SLUICE_OP_READ
-	opWrite     = C.SLUICE_OP_WRITE
-	opFsync     = C.SLUICE_OP_FSYNC
-	opFallocate = C.SLUICE_OP_FALLOCATE
+	opRead       = C.SLUICE_OP_READ
+	opWrite      = C.SLUICE_OP_WRITE
+	opFsync      = C.SLUICE_OP_FSYNC
+	opFallocate  = C.SLUICE_OP_FALLOCATE
+	opReadFixed  = C.SLUICE_OP_READ_FIXED
+	opWriteFixed = C.SLUICE_OP_WRITE_FIXED
 )
 
 // Ring is one io_uring instance.
@@ -204,6 +235,11 @@ func New(entries int) (*Ring, error) {
 	}, nil
 }
 
+// FD is the ring's file descriptor, for io_uring_register(2) calls made outside this
+// package, such as a memory domain registering its mapping as fixed buffers. The fd
+// belongs to the Ring: Close closes it.
+func (r *Ring) FD() int { return int(r.ring.ring_fd) }
+
 // Entries is the number of SQEs that may be in flight at once.
 func (r *Ring) Entries() int { return r.entries }
 
@@ -222,28 +258,45 @@ func (r *Ring) Inflight() int { return r.inflight }
 // Preconditions: buf stays valid and unmoved until the CQE with userData is reaped
 // (off-heap, or pinned); len(buf) <= MaxLen.
 func (r *Ring) PrepRead(fd int, buf []byte, off uint64, rwFlags uint32, flags SQEFlags, userData uint64) bool {
-	return r.prep(opRead, fd, bufAddr(buf), bufLen(buf), off, rwFlags, flags, userData)
+	return r.prep(opRead, fd, bufAddr(buf), bufLen(buf), off, 0, rwFlags, flags, userData)
 }
 
 // PrepWrite stages a write of buf at off. See PrepRead for the arguments and rules.
 func (r *Ring) PrepWrite(fd int, buf []byte, off uint64, rwFlags uint32, flags SQEFlags, userData uint64) bool {
-	return r.prep(opWrite, fd, bufAddr(buf), bufLen(buf), off, rwFlags, flags, userData)
+	return r.prep(opWrite, fd, bufAddr(buf), bufLen(buf), off, 0, rwFlags, flags, userData)
+}
+
+// PrepReadFixed stages IORING_OP_READ_FIXED: a read into buf, which lies inside the
+// registered buffer bufIndex (RegisterBuffers, or a registration made through FD). The
+// kernel pinned that buffer's pages once, at registration, so it skips pinning and
+// unpinning them for this I/O. A buf that is not wholly inside buffer bufIndex, or an
+// index that was never registered, completes with -EFAULT and transfers nothing.
+// Otherwise as PrepRead.
+func (r *Ring) PrepReadFixed(fd int, buf []byte, off uint64, bufIndex uint16, rwFlags uint32,
+	flags SQEFlags, userData uint64) bool {
+	return r.prep(opReadFixed, fd, bufAddr(buf), bufLen(buf), off, bufIndex, rwFlags, flags, userData)
+}
+
+// PrepWriteFixed stages IORING_OP_WRITE_FIXED: PrepReadFixed's write.
+func (r *Ring) PrepWriteFixed(fd int, buf []byte, off uint64, bufIndex uint16, rwFlags uint32,
+	flags SQEFlags, userData uint64) bool {
+	return r.prep(opWriteFixed, fd, bufAddr(buf), bufLen(buf), off, bufIndex, rwFlags, flags, userData)
 }
 
 // PrepFsync stages an fsync of the whole file; fsyncFlags FsyncDatasync makes it an
 // fdatasync. It returns false when Space() == 0.
 func (r *Ring) PrepFsync(fd int, fsyncFlags uint32, flags SQEFlags, userData uint64) bool {
-	return r.prep(opFsync, fd, 0, 0, 0, fsyncFlags, flags, userData)
+	return r.prep(opFsync, fd, 0, 0, 0, 0, fsyncFlags, flags, userData)
 }
 
 // PrepFallocate stages fallocate(fd, mode, off, length): FALLOC_FL_* mode flags, for
 // example ZERO_RANGE or PUNCH_HOLE with KEEP_SIZE. It returns false when Space() == 0.
 func (r *Ring) PrepFallocate(fd int, mode uint32, off, length uint64, flags SQEFlags, userData uint64) bool {
-	return r.prep(opFallocate, fd, length, mode, off, 0, flags, userData)
+	return r.prep(opFallocate, fd, length, mode, off, 0, 0, flags, userData)
 }
 
-func (r *Ring) prep(op uint8, fd int, addr uint64, nbytes uint32, off uint64, opFlags uint32,
-	flags SQEFlags, userData uint64) bool {
+func (r *Ring) prep(op uint8, fd int, addr uint64, nbytes uint32, off uint64, bufIndex uint16,
+	opFlags uint32, flags SQEFlags, userData uint64) bool {
 	if r.inflight >= r.entries {
 		return false
 	}
@@ -256,6 +309,7 @@ func (r *Ring) prep(op uint8, fd int, addr uint64, nbytes uint32, off uint64, op
 	d.fd = C.int32_t(fd)
 	d.op = C.uint8_t(op)
 	d.flags = C.uint8_t(flags)
+	d.buf_index = C.uint16_t(bufIndex)
 	r.nstaged++
 	r.inflight++
 	return true
@@ -318,6 +372,29 @@ func (r *Ring) Reap(out []Completion) int {
 func (r *Ring) RegisterEventfd(fd int) error {
 	if rc := C.io_uring_register_eventfd(r.ring, C.int(fd)); rc < 0 {
 		return fmt.Errorf("uring: register eventfd %d: %w", fd, syscall.Errno(-rc))
+	}
+	return nil
+}
+
+// RegisterBuffers registers bufs as the ring's fixed buffers, index i for bufs[i], for
+// PrepReadFixed and PrepWriteFixed. A ring registers one set for its lifetime: a second
+// call fails with EBUSY. The kernel pins the pages (and, for a caller without
+// CAP_IPC_LOCK, charges them to RLIMIT_MEMLOCK) until the ring closes.
+//
+// Preconditions: each buffer is off-heap or pinned memory that stays mapped while the
+// ring lives; each is at most 1 GiB, the kernel's limit.
+func (r *Ring) RegisterBuffers(bufs [][]byte) error {
+	if len(bufs) == 0 {
+		return fmt.Errorf("uring: register no buffers: %w", syscall.EINVAL)
+	}
+	addrLen := make([]uint64, 2*len(bufs))
+	for i, b := range bufs {
+		addrLen[2*i], addrLen[2*i+1] = bufAddr(b), uint64(len(b))
+	}
+	// addrLen holds integers only, so C may read it for the duration of the call.
+	rc := C.sluice_register_buffers(r.ring, (*C.uint64_t)(unsafe.Pointer(&addrLen[0])), C.uint(len(bufs)))
+	if rc < 0 {
+		return fmt.Errorf("uring: register %d fixed buffers: %w", len(bufs), syscall.Errno(-rc))
 	}
 	return nil
 }

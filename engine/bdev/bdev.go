@@ -80,6 +80,12 @@ type IO struct {
 	Offset uint64 // bytes, a multiple of the block size
 	Length uint64 // bytes, a multiple of the block size
 	Buf    []byte // read/write data, len(Buf) == Length; off-heap memory
+	// FixedBuf is 1 + the index of the io_uring fixed buffer that holds all of Buf,
+	// among the buffers the Manager's registrar registers (mem.Buf.FixedBuffer()+1
+	// for memory of the registered domain); 0 says none, so that owners that know
+	// nothing of fixed buffers are unaffected. A backend without registered buffers
+	// ignores it; a wrong index costs a retry, never a failed I/O.
+	FixedBuf uint32
 
 	Status Status
 	Errno  int32 // the OS error behind StatusIOError/StatusNoSpace, for diagnostics
@@ -126,6 +132,19 @@ type BackendChannel interface {
 type SyncCounter interface {
 	SyncOps() uint64
 }
+
+// FixedBufferCounter is implemented by backend channels that can use io_uring fixed
+// buffers, so that the statistics show whether they do: ops counts the I/Os served
+// with them, faults the I/Os redone without them because the kernel refused the
+// buffer they named.
+type FixedBufferCounter interface {
+	FixedBufferOps() (ops, faults uint64)
+}
+
+// BufferRegistrar registers the data path's memory as fixed buffers with the io_uring
+// instance ringFD (mem.Domain.RegisterFixedBuffers), so that IO.FixedBuf indexes name
+// buffers of that ring.
+type BufferRegistrar func(ringFD int) error
 
 // Config describes a bdev to Manager.Register.
 type Config struct {

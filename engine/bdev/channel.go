@@ -120,6 +120,9 @@ func (c *Channel) snapshot() IOStat {
 	if sc, ok := c.be.(SyncCounter); ok {
 		s.NumSyncOps = sc.SyncOps()
 	}
+	if fc, ok := c.be.(FixedBufferCounter); ok {
+		s.NumFixedBufferOps, s.NumFixedBufferFaults = fc.FixedBufferOps()
+	}
 	return s
 }
 
@@ -141,6 +144,15 @@ type IOStat struct {
 	NumErrors         uint64 `json:"num_errors"`
 	// NumSyncOps counts fdatasync calls issued for FLUSH and FUA writes.
 	NumSyncOps uint64 `json:"num_sync_ops"`
+	// NumFixedBufferOps counts reads and writes served with io_uring fixed buffers
+	// (IORING_OP_{READ,WRITE}_FIXED): zero on a file bdev means the memory was never
+	// registered (see the daemon's log) or the I/Os' buffers are not the allocator's.
+	NumFixedBufferOps uint64 `json:"num_fixed_buffer_ops"`
+	// NumFixedBufferFaults counts I/Os whose fixed buffer the kernel refused (EFAULT:
+	// the buffer is not inside the registered one the I/O named) and that were redone
+	// without it. Non-zero means a caller names buffers of memory that is not the
+	// registered domain's.
+	NumFixedBufferFaults uint64 `json:"num_fixed_buffer_faults"`
 }
 
 func (s *IOStat) add(o IOStat) {
@@ -156,4 +168,6 @@ func (s *IOStat) add(o IOStat) {
 	s.BytesUnmapped += o.BytesUnmapped
 	s.NumErrors += o.NumErrors
 	s.NumSyncOps += o.NumSyncOps
+	s.NumFixedBufferOps += o.NumFixedBufferOps
+	s.NumFixedBufferFaults += o.NumFixedBufferFaults
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -103,6 +104,7 @@ func createFile(m *Manager, p FileParams) (*Bdev, error) {
 	if err != nil {
 		return nil, err
 	}
+	be.registrar = m.bufferRegistrar()
 	echo := p
 	echo.BlockSize = be.blockSize
 	b, err := m.Register(Config{
@@ -132,6 +134,13 @@ type fileBackend struct {
 	// zeroes is a read-only mapping of zero pages that writes zeros where the file
 	// system cannot fallocate them. Read-only, so every channel shares it.
 	zeroes []byte
+
+	// registrar registers the I/O memory with each channel's ring (nil: none), so
+	// that I/Os naming a fixed buffer skip the kernel's per-I/O page pinning.
+	registrar BufferRegistrar
+	// registerWarned: a registration failed and was logged. Channels open on
+	// several reactors; one line per bdev says it all.
+	registerWarned atomic.Bool
 }
 
 // openFileBackend opens (or creates) the file, locks it, and settles the block size and

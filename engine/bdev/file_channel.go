@@ -1,7 +1,9 @@
 package bdev
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 
@@ -55,6 +57,7 @@ type fileSlot struct {
 	pin     runtime.Pinner
 	pinned  bool
 	kind    slotKind
+	fixed   bool   // kindDirect rounds name io.FixedBuf: IORING_OP_{READ,WRITE}_FIXED
 	linked  bool   // this round carries a linked fdatasync
 	want    uint8  // CQEs still due for this round
 	done    uint64 // bytes of the I/O finished
@@ -84,8 +87,11 @@ type fileChannel struct {
 	bounceBusy  bool
 	noZeroRange bool // the file system refused FALLOC_FL_ZERO_RANGE: zero-fill
 	noPunch     bool // the file system refused FALLOC_FL_PUNCH_HOLE: zero-fill
+	fixed       bool // the ring has the registrar's fixed buffers
 
-	syncs atomic.Uint64 // fdatasync calls that reached the file system
+	syncs       atomic.Uint64 // fdatasync calls that reached the file system
+	fixedOps    atomic.Uint64 // I/Os served with fixed buffers
+	fixedFaults atomic.Uint64 // I/Os whose fixed buffer the kernel refused
 }
 
 // pinWarm is a static object: pinning it pins nothing, but makes a Pinner set up its
@@ -148,8 +154,38 @@ func newFileChannel(be *fileBackend, r *reactor.Reactor) (_ *fileChannel, err er
 			return nil, err
 		}
 	}
+	c.registerBuffers()
 	c.poller = r.AddPoller("bdev_file "+be.name, c.poll)
 	return c, nil
+}
+
+// registerBuffers registers the I/O memory with the new ring, once, at setup: a ring
+// has one set of fixed buffers for life. Fixed buffers only save the kernel pinning
+// and unpinning each I/O's pages, so a failure (RLIMIT_MEMLOCK for a daemon without
+// CAP_IPC_LOCK, a kernel without them) leaves the channel on plain reads and writes,
+// with one warning per bdev however many reactors open it.
+//
+// Preconditions: called on c.r, before any I/O.
+func (c *fileChannel) registerBuffers() {
+	reg := c.be.registrar
+	if reg == nil {
+		return
+	}
+	err := reg(c.ring.FD())
+	if err == nil {
+		c.fixed = true
+		return
+	}
+	if !c.be.registerWarned.CompareAndSwap(false, true) {
+		return
+	}
+	hint := "I/O continues without fixed buffers"
+	if errors.Is(err, unix.ENOMEM) {
+		// Every ring pins and charges the whole domain again.
+		hint += "; raise RLIMIT_MEMLOCK (LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK to use them"
+	}
+	slog.Warn("bdev file: cannot register I/O memory as io_uring fixed buffers",
+		"bdev", c.be.name, "reactor", c.r.ID(), "err", err.Error(), "hint", hint)
 }
 
 // release frees what newFileChannel built; Close runs it once the channel is idle.
@@ -189,6 +225,12 @@ func (c *fileChannel) Close() {
 // SyncOps counts the fdatasync calls this channel made (FLUSH and FUA). Safe from any
 // goroutine.
 func (c *fileChannel) SyncOps() uint64 { return c.syncs.Load() }
+
+// FixedBufferOps counts the I/Os this channel served with fixed buffers and those whose
+// fixed buffer the kernel refused. Safe from any goroutine.
+func (c *fileChannel) FixedBufferOps() (ops, faults uint64) {
+	return c.fixedOps.Load(), c.fixedFaults.Load()
+}
 
 // OnEvents runs when the ring's eventfd fires, which wakes a sleeping reactor.
 //
@@ -307,6 +349,10 @@ func (c *fileChannel) startAs(io *IO, kind slotKind) bool {
 	c.free = c.free[:len(c.free)-1]
 	s := &c.slots[id]
 	s.io, s.kind, s.done = io, kind, 0
+	// Only I/Os moving data straight between the file and their own buffer can name a
+	// registered buffer: the bounce and zero buffers are not registered. The SQE's
+	// buf_index is 16 bits.
+	s.fixed = kind == kindDirect && c.fixed && io.FixedBuf != 0 && io.FixedBuf <= 1<<16
 	switch kind {
 	case kindDirect:
 		// The kernel reads or writes this memory after Submit returns. Production
@@ -371,9 +417,17 @@ func (c *fileChannel) issue(id int32) bool {
 	case kindZeroFill:
 		buf = c.be.zeroes[:chunk]
 	}
-	if io.Type == IORead {
+	// A round after a short transfer moves the rest of the same Buf, which lies in the
+	// same registered buffer as its start, so it stays fixed; the kernel checks the
+	// range anyway, and onCQE falls back if it disagrees.
+	switch {
+	case s.fixed && io.Type == IORead:
+		c.ring.PrepReadFixed(fd, buf, off, uint16(io.FixedBuf-1), 0, 0, ud)
+	case s.fixed:
+		c.ring.PrepWriteFixed(fd, buf, off, uint16(io.FixedBuf-1), 0, linkIf(link), ud)
+	case io.Type == IORead:
 		c.ring.PrepRead(fd, buf, off, 0, 0, ud)
-	} else {
+	default:
 		c.ring.PrepWrite(fd, buf, off, 0, linkIf(link), ud)
 	}
 	c.prepLinkedSync(link, ud)
@@ -448,6 +502,17 @@ func (c *fileChannel) roundDone(id int32) {
 		return
 	}
 	res := s.dataRes
+	if res == -int32(unix.EFAULT) && s.fixed {
+		// The kernel refused the registered buffer the I/O named before moving a
+		// byte: Buf is not inside it (memory of another domain, a wrong index). The
+		// buffer is a hint, so redo the round as the plain read or write it stands
+		// for, which fails on its own if Buf itself is bad. A linked fdatasync was
+		// cancelled with it and is linked again.
+		s.fixed = false
+		c.fixedFaults.Add(1)
+		c.next(id)
+		return
+	}
 	if res < 0 {
 		c.finish(id, res)
 		return
@@ -489,6 +554,10 @@ func (c *fileChannel) finish(id int32, res int32) {
 	}
 	if s.kind == kindBounce {
 		c.bounceBusy = false
+	}
+	if s.fixed {
+		c.fixedOps.Add(1)
+		s.fixed = false
 	}
 	s.io = nil
 	c.free = append(c.free, id)

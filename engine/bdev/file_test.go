@@ -116,7 +116,13 @@ type fileRig struct {
 // puts the channel and deletes the bdev.
 func newFileRig(t testing.TB, p FileParams) *fileRig {
 	t.Helper()
-	m := NewManager()
+	return newFileRigIn(t, NewManager(), p)
+}
+
+// newFileRigIn is newFileRig with the caller's Manager, for a test that sets it up
+// (a buffer registrar) before the bdev is created.
+func newFileRigIn(t testing.TB, m *Manager, p FileParams) *fileRig {
+	t.Helper()
 	b, err := CreateFile(m, p)
 	if err != nil {
 		t.Fatal(err)
@@ -789,12 +795,33 @@ func TestFileCreateParams(t *testing.T) {
 }
 
 // TestFileSubmitAllocatesNothing: a 4 KiB write and read through Channel.Submit, the
-// ring and the completion allocate nothing, with off-heap buffers.
+// ring and the completion allocate nothing, with off-heap buffers, plain or naming a
+// registered fixed buffer of a memory domain.
 func TestFileSubmitAllocatesNothing(t *testing.T) {
-	g := newFileRig(t, FileParams{Name: "a0", Filename: filepath.Join(diskTempDir(t), "vol"), SizeBytes: 1 << 20})
-	buf := offHeap(t, 4096)
+	t.Run("plain", func(t *testing.T) {
+		g := newFileRig(t, FileParams{Name: "a0", Filename: filepath.Join(diskTempDir(t), "vol"), SizeBytes: 1 << 20})
+		if allocs := allocsPerWriteRead(g, offHeap(t, 4096), 0); allocs != 0 {
+			t.Fatalf("file bdev allocates %v per 4 KiB write+read", allocs)
+		}
+	})
+	t.Run("fixed", func(t *testing.T) {
+		core, m := newFixedDomain(t)
+		g := newFileRigIn(t, m, FileParams{Name: "a1", Filename: filepath.Join(diskTempDir(t), "vol"), SizeBytes: 1 << 20})
+		buf := allocBuf(t, core, 4096)
+		before := g.b.IOStat().NumFixedBufferOps
+		if allocs := allocsPerWriteRead(g, buf.Bytes(), uint32(buf.FixedBuffer())+1); allocs != 0 {
+			t.Fatalf("file bdev allocates %v per 4 KiB fixed-buffer write+read", allocs)
+		}
+		if st := g.b.IOStat(); st.NumFixedBufferOps == before || st.NumFixedBufferFaults != 0 {
+			t.Fatalf("fixed path not taken: %+v", st)
+		}
+	})
+}
+
+// allocsPerWriteRead measures the heap allocations of a 4 KiB write then read of buf.
+func allocsPerWriteRead(g *fileRig, buf []byte, fixedBuf uint32) float64 {
 	done := false
-	io := &IO{Length: 4096, Buf: buf, Done: func(*IO) { done = true }}
+	io := &IO{Length: uint64(len(buf)), Buf: buf, FixedBuf: fixedBuf, Done: func(*IO) { done = true }}
 	run := func(typ IOType) {
 		io.Type, io.Offset, done = typ, 8192, false
 		g.ch.Submit(io)
@@ -805,13 +832,10 @@ func TestFileSubmitAllocatesNothing(t *testing.T) {
 			panic(io.Status.String())
 		}
 	}
-	allocs := testing.AllocsPerRun(500, func() {
+	return testing.AllocsPerRun(500, func() {
 		run(IOWrite)
 		run(IORead)
 	})
-	if allocs != 0 {
-		t.Fatalf("file bdev allocates %v per 4 KiB write+read", allocs)
-	}
 }
 
 // BenchmarkFileRandRead4K reads random 4 KiB blocks of a 64 MiB file on disk, 32 I/Os

@@ -9,12 +9,30 @@ import (
 // Manager is the registry of a daemon's bdevs. Safe for concurrent use; it is touched
 // on the control plane only (create, delete, lookup at namespace setup), never per I/O.
 type Manager struct {
-	mu    sync.Mutex
-	bdevs map[string]*Bdev // +checklocks:mu
+	mu        sync.Mutex
+	bdevs     map[string]*Bdev // +checklocks:mu
+	registrar BufferRegistrar  // +checklocks:mu
 }
 
 // NewManager makes an empty registry.
 func NewManager() *Manager { return &Manager{bdevs: map[string]*Bdev{}} }
+
+// SetBufferRegistrar sets the function that io_uring-based backends call once for each
+// ring they create, on the channel's reactor, to register the I/O buffers' memory as
+// fixed buffers. Backends take it when they are created, so the daemon sets it before
+// it loads its config; bdevs created earlier keep running without fixed buffers. A
+// failing registrar only costs the speed-up: the backend logs it once per bdev.
+func (m *Manager) SetBufferRegistrar(reg BufferRegistrar) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.registrar = reg
+}
+
+func (m *Manager) bufferRegistrar() BufferRegistrar {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.registrar
+}
 
 // Register validates cfg and adds a bdev served by be. On error be is closed.
 func (m *Manager) Register(cfg Config, be Backend) (*Bdev, error) {

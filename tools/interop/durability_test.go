@@ -162,4 +162,11 @@ func TestFlushAndFUAIssueFdatasync(t *testing.T) {
 	if s := syncs(); s != s1+1 {
 		t.Fatalf("FLUSH issued %d fdatasyncs, want 1", s-s1)
 	}
+	// The data moved between the allocator's buffers and the file through io_uring
+	// fixed buffers, without a fallback.
+	var res bdev.IOStatResult
+	d.call("bdev_get_iostat", map[string]string{"name": "vol0"}, &res)
+	if st := res.Bdevs[0]; st.NumFixedBufferOps < 10 || st.NumFixedBufferFaults != 0 {
+		t.Fatalf("fixed-buffer I/Os %d (faults %d), want >= 10 and 0", st.NumFixedBufferOps, st.NumFixedBufferFaults)
+	}
 }

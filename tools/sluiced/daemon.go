@@ -65,6 +65,10 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	if d.domain, err = newDomain(o, log); err != nil {
 		return nil, err
 	}
+	// Every file bdev ring gets the domain as fixed buffers, which the NVMe/TCP
+	// requests' data buffers (allocated from it) name. Set before the config loads,
+	// since backends take the registrar when they are created.
+	d.bdevs.SetBufferRegistrar(d.domain.RegisterFixedBuffers)
 	cs := make([]*mem.Core, len(cores))
 	for i := range cores {
 		if cs[i], err = d.domain.NewCore(i); err != nil {
