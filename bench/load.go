@@ -102,6 +102,50 @@ func (r *rng) next() uint64 {
 	return x * 2685821657736338717
 }
 
+// window is the measured part of a run: it starts after the warm-up, ends after the
+// duration, records latencies in between and samples the target's CPU time at both
+// ends.
+type window struct {
+	l         Load
+	measureAt time.Time
+	end       time.Time
+	measuring bool
+	t0        time.Time
+	cpu0      time.Duration
+	ios       uint64
+	lat       *latencies
+}
+
+func newWindow(l Load) *window {
+	now := time.Now()
+	return &window{l: l, measureAt: now.Add(l.Warmup), end: now.Add(l.Warmup + l.Duration), lat: newLatencies(8 << 20)}
+}
+
+// record counts one completed I/O.
+func (w *window) record(d time.Duration) {
+	if w.measuring {
+		w.ios++
+		w.lat.add(d)
+	}
+}
+
+// tick moves the window along and reports whether the run is over.
+func (w *window) tick(now time.Time) bool {
+	if !w.measuring && now.After(w.measureAt) {
+		w.measuring, w.t0 = true, now
+		w.cpu0 = processCPU(w.l.ServerPID)
+	}
+	return now.After(w.end)
+}
+
+func (w *window) result(target, mode string, now time.Time) Result {
+	r := Result{Target: target, Mode: mode, QD: w.l.QD, IOs: w.ios, Elapsed: now.Sub(w.t0)}
+	r.ServerCPU = processCPU(w.l.ServerPID) - w.cpu0
+	r.IOPS = float64(w.ios) / r.Elapsed.Seconds()
+	r.P50, r.P99 = w.lat.quantiles()
+	return r
+}
+
 // RunNVMe drives 4 KiB random reads through one NVMe/TCP I/O queue with the Go
 // initiator (SQ flow control disabled, so the target may answer with C2H SUCCESS,
 // as Linux's connect-all would arrange).
@@ -138,38 +182,20 @@ func RunNVMe(ctx context.Context, addr, subnqn string, l Load) (Result, error) {
 		tags[i] = uint16(i)
 	}
 	comps := make([]host.Completion, l.QD)
-	lat := newLatencies(8 << 20)
-	var ios uint64
-	measuring := false
-	var cpu0 time.Duration
-	start := time.Now()
-	measureAt := start.Add(l.Warmup)
-	end := measureAt.Add(l.Duration)
-	var t0 time.Time
+	w := newWindow(l)
 	for {
 		n, err := q.Reap(comps)
 		if err != nil {
 			return Result{}, fmt.Errorf("reap: %w", err)
 		}
-		now := time.Now()
 		for _, c := range comps[:n] {
 			if !c.Status.Success() {
 				return Result{}, fmt.Errorf("read failed: %v", c.Status)
 			}
-			if measuring {
-				ios++
-				lat.add(c.Latency)
-			}
+			w.record(c.Latency)
 		}
-		if !measuring && now.After(measureAt) {
-			measuring, t0 = true, now
-			cpu0 = processCPU(l.ServerPID)
-		}
-		if now.After(end) {
-			res := Result{Target: "sluice", QD: l.QD, IOs: ios, Elapsed: now.Sub(t0)}
-			res.ServerCPU = processCPU(l.ServerPID) - cpu0
-			res.IOPS = float64(ios) / res.Elapsed.Seconds()
-			res.P50, res.P99 = lat.quantiles()
+		if now := time.Now(); w.tick(now) {
+			res := w.result("sluice", "", now)
 			// Let the queue drain before closing.
 			for q.Outstanding() > 0 {
 				if _, err := q.Reap(comps); err != nil {
@@ -212,14 +238,7 @@ func RunRaw(ctx context.Context, addr string, l Load) (Result, error) {
 	if _, err := conn.Write(req); err != nil {
 		return Result{}, err
 	}
-	lat := newLatencies(8 << 20)
-	var ios uint64
-	measuring := false
-	var cpu0 time.Duration
-	start := time.Now()
-	measureAt := start.Add(l.Warmup)
-	end := measureAt.Add(l.Duration)
-	var t0 time.Time
+	w := newWindow(l)
 	partial := 0
 	for {
 		n, err := conn.Read(in[partial:])
@@ -234,22 +253,11 @@ func RunRaw(ctx context.Context, addr string, l Load) (Result, error) {
 		done := total / RawRespSize
 		partial = total % RawRespSize
 		for i := 0; i < done; i++ {
-			if measuring {
-				ios++
-				lat.add(now.Sub(sent[head%l.QD]))
-			}
+			w.record(now.Sub(sent[head%l.QD]))
 			head++
 		}
-		if !measuring && now.After(measureAt) {
-			measuring, t0 = true, now
-			cpu0 = processCPU(l.ServerPID)
-		}
-		if now.After(end) {
-			res := Result{Target: "raw-limit", Mode: "busy-spin", QD: l.QD, IOs: ios, Elapsed: now.Sub(t0)}
-			res.ServerCPU = processCPU(l.ServerPID) - cpu0
-			res.IOPS = float64(ios) / res.Elapsed.Seconds()
-			res.P50, res.P99 = lat.quantiles()
-			return res, nil
+		if w.tick(now) {
+			return w.result("raw-limit", "busy-spin", now), nil
 		}
 		if done > 0 {
 			for i := 0; i < done; i++ {
