@@ -46,6 +46,13 @@ func main() {
 		rawServer(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		if err := loadOnly(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sluicebench load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var c config
 	var qds, modes string
 	flag.StringVar(&c.sluiced, "sluiced", "bin/sluiced", "sluiced binary")
@@ -86,6 +93,46 @@ func rawServer(args []string) {
 		fmt.Fprintln(os.Stderr, "rawserver:", err)
 		os.Exit(1)
 	}
+}
+
+// loadOnly drives a target that is already running (sluiced started by hand, or
+// another NVMe/TCP target) with the same load, for profiling and for comparisons.
+func loadOnly(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:4420", "target address")
+	nqn := fs.String("nqn", benchNQN, "subsystem NQN (namespace 1 is read)")
+	qd := fs.Int("qd", 32, "queue depth")
+	dur := fs.Duration("duration", 5*time.Second, "measured time")
+	blocks := fs.Uint64("blocks", nullBlocks, "4 KiB blocks to spread reads over")
+	cpu := fs.Int("client-cpu", 1, "CPU for the load generator (-1: unpinned)")
+	pid := fs.Int("pid", 0, "target process to sample for CPU time")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the load generator")
+	_ = fs.Parse(args)
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	runtime.GOMAXPROCS(1)
+	if *cpu >= 0 {
+		if err := pinProcess(*cpu); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur+time.Minute)
+	defer cancel()
+	r, err := bench.RunNVMe(ctx, *addr, *nqn, bench.Load{QD: *qd, Warmup: time.Second, Duration: *dur,
+		Blocks: *blocks, ClientCPU: *cpu, ServerPID: *pid})
+	if err != nil {
+		return err
+	}
+	report(r)
+	return nil
 }
 
 const benchNQN = "nqn.2026-11.dev.sluice:bench"

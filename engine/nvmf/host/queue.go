@@ -57,6 +57,8 @@ type queue struct {
 	iov     net.Buffers // capsules waiting for flush, backed by iovBack
 	iovBack [][]byte
 	wv      net.Buffers // the header writev consumes (a field, so &wv does not escape)
+	outBack [][]byte    // flush's coalesced iovecs
+	stage   []byte      // small buffers copied together so that a batch is one iovec
 
 	h2c      [nvme.DataHLen + nvme.DigestLen]byte
 	h2cDg    [nvme.DigestLen]byte
@@ -69,8 +71,16 @@ func newQueue(c *pduConn, qid uint16, size, maxICD int, sqFlow bool) *queue {
 	q := &queue{c: c, qid: qid, slots: make([]slot, size), maxICD: maxICD, sqFlow: sqFlow}
 	q.iovBack = make([][]byte, 0, 3*size)
 	q.iov = q.iovBack[:0]
+	q.outBack = make([][]byte, 0, 3*size)
+	q.stage = make([]byte, 0, size*(nvme.CapsuleCmdHLen+nvme.DigestLen+coalesceMax))
 	return q
 }
+
+// coalesceMax is the largest buffer flush copies into its staging area: capsule
+// headers and small in-capsule data. A batch of reads then goes to the kernel as one
+// iovec instead of one per command, which costs the kernel less per writev; large
+// data stays where it is.
+const coalesceMax = 256
 
 // sqe returns slot idx's SQE, zeroed, to be filled before submit.
 func (q *queue) sqe(idx int) *nvme.SQE {
@@ -173,14 +183,39 @@ func (q *queue) flush() error {
 	if len(q.iov) == 0 {
 		return nil
 	}
-	q.wv = q.iov
+	q.wv = q.coalesce()
 	err := q.c.writev(&q.wv)
 	clear(q.iovBack[:len(q.iov)]) // drop references to caller buffers
+	clear(q.outBack[:cap(q.outBack)])
 	q.iov = q.iovBack[:0]
 	if err != nil {
 		return q.fail(err)
 	}
 	return nil
+}
+
+// coalesce merges runs of small buffers of q.iov into the staging area.
+func (q *queue) coalesce() net.Buffers {
+	out := q.outBack[:0]
+	st := q.stage[:0]
+	merging := false // the last entry of out is the staged run that ends at len(st)
+	for _, b := range q.iov {
+		if len(b) > coalesceMax || len(st)+len(b) > cap(st) {
+			out = append(out, b)
+			merging = false
+			continue
+		}
+		start := len(st)
+		st = append(st, b...)
+		if merging {
+			last := out[len(out)-1]
+			out[len(out)-1] = st[len(st)-len(last)-len(b):]
+		} else {
+			out = append(out, st[start:])
+			merging = true
+		}
+	}
+	return out
 }
 
 // release frees a completed slot.
