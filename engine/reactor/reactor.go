@@ -235,8 +235,9 @@ func (r *Reactor) closeFDs() {
 //
 // Preconditions: called on the reactor (or by a test that owns a reactor not started).
 func (r *Reactor) PollOnce() bool {
-	start := r.clock()
-	r.nowNs = start
+	// One clock read per iteration: this one starts where the last one ended (or
+	// where a sleep woke up), which is also the timestamp pollers see.
+	start := r.nowNs
 	busy := r.drainMessages()
 	if r.pollFDs() {
 		busy = true
@@ -250,6 +251,7 @@ func (r *Reactor) PollOnce() bool {
 		busy = true
 	}
 	end := r.clock()
+	r.nowNs = end
 	r.iterations.Add(1)
 	if busy {
 		r.busyNs.Add(uint64(end - start))
@@ -325,10 +327,10 @@ func (r *Reactor) sleep() {
 	n, _ := sys.EpollSleep(r.epfd, r.events, timeout)
 	r.sleeping.Store(false)
 	r.sleeps.Add(1)
-	r.idleNs.Add(uint64(r.clock() - start))
+	r.nowNs = r.clock()
+	r.idleNs.Add(uint64(r.nowNs - start))
 	r.idleAt = -1
 	if n > 0 {
-		r.nowNs = r.clock()
 		r.dispatch(n)
 	}
 }
