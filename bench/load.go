@@ -19,6 +19,7 @@ type Result struct {
 	Target    string        `json:"target"` // "sluice" or "raw-limit"
 	Mode      string        `json:"mode"`   // reactor poll mode; "busy-spin" for the limit
 	QD        int           `json:"qd"`
+	Rep       int           `json:"rep"` // repetition: runs of one rep ran back to back
 	IOs       uint64        `json:"ios"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	IOPS      float64       `json:"iops"`

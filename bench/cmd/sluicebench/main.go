@@ -167,6 +167,7 @@ func run(c config) error {
 			if err != nil {
 				return fmt.Errorf("raw limit qd %d: %w", qd, err)
 			}
+			r.Rep = rep
 			results = append(results, r)
 			report(r)
 			for _, mode := range c.modes {
@@ -178,6 +179,7 @@ func run(c config) error {
 				if err != nil {
 					return fmt.Errorf("sluice %s qd %d: %w", mode, qd, err)
 				}
+				r.Rep = rep
 				results = append(results, r)
 				report(r)
 			}
@@ -319,17 +321,33 @@ func summarize(c config, rs []bench.Result) error {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
+	// The machine's speed drifts between minutes, so a run is compared with the limit
+	// measured just before it (same repetition): the median of those paired ratios,
+	// and their range, say more than a ratio of medians.
+	limitOf := map[[2]int]float64{}
+	for _, r := range rs {
+		if r.Target == "raw-limit" {
+			limitOf[[2]int{r.Rep, r.QD}] = r.IOPS
+		}
+	}
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "\n4 KiB random read, medians of %d runs of %v (target on cpu %d, client on cpu %d)\n",
 		c.count, c.duration, c.serverCPU, c.clientCPU)
-	fmt.Fprintln(w, "target\tmode\tqd\tIOPS\tp50 µs\tp99 µs\ttarget CPU s/Mio\tvs limit")
+	fmt.Fprintln(w, "target\tmode\tqd\tIOPS\tp50 µs\tp99 µs\ttarget CPU s/Mio\tvs limit (paired: median [min, max])")
 	for _, k := range keys {
-		iops := med(k, func(r bench.Result) float64 { return r.IOPS })
-		limit := med(key{"raw-limit", "busy-spin", k.qd}, func(r bench.Result) float64 { return r.IOPS })
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.2f\n", k.target, k.mode, k.qd, iops,
+		var ratios []float64
+		for _, r := range groups[k] {
+			if lim := limitOf[[2]int{r.Rep, r.QD}]; lim > 0 {
+				ratios = append(ratios, r.IOPS/lim)
+			}
+		}
+		sort.Float64s(ratios)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.2f [%.2f, %.2f]\n", k.target, k.mode, k.qd,
+			med(k, func(r bench.Result) float64 { return r.IOPS }),
 			med(k, func(r bench.Result) float64 { return us(r.P50) }),
 			med(k, func(r bench.Result) float64 { return us(r.P99) }),
-			med(k, func(r bench.Result) float64 { return r.CPUPerMillion() }), iops/limit)
+			med(k, func(r bench.Result) float64 { return r.CPUPerMillion() }),
+			ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
 	w.Flush()
 	fmt.Printf("\nresults: %s/results.json; benchstat %s/results.txt\n", c.out, c.out)
