@@ -68,8 +68,13 @@ fuzz:
 		done; \
 	done
 
+# The harness pins sluiced (and the raw-socket limit server) to cpu 0 and its load
+# generator to cpu 1; results land in bench/out (results.txt is benchstat input).
+BENCH_ARGS ?= -count 5 -duration 5s
 bench: build
-	$(GO) run ./bench/cmd/sluicebench $(BENCH_ARGS)
+	$(GO) build -o $(BIN)/ ./bench/cmd/sluicebench
+	tools/hugepages.sh run 512 -- $(BIN)/sluicebench -sluiced $(BIN)/sluiced $(BENCH_ARGS)
+	@echo "more: go test -run '^$$' -bench . ./engine/mem/ ./engine/nvmf/ ./engine/reactor/"
 
 clean:
 	rm -rf $(BIN)
