@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sluice/engine/nvmf"
+	"sluice/engine/nvmf/host"
 )
 
 var sluicectlBin string
@@ -61,13 +62,16 @@ func TestControlPlane(t *testing.T) {
 	if err != nil || !strings.Contains(out, "NAME") || !strings.Contains(out, "m0") || !strings.Contains(out, "n0") {
 		t.Fatalf("bdev_get_bdevs table:\n%s (%v)", out, err)
 	}
-	// Both listeners accept TCP connections.
+	// The allowed host reaches the subsystem through both listeners, IPv4 and IPv6.
 	for _, a := range []string{"127.0.0.1", "::1"} {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(a, itoa(port)), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctrl, err := host.Connect(ctx, net.JoinHostPort(a, itoa(port)), nqn,
+			host.Options{HostNQN: "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555"})
+		cancel()
 		if err != nil {
-			t.Fatalf("listener %s: %v", a, err)
+			t.Fatalf("NVMe/TCP connect through %s: %v", a, err)
 		}
-		c.Close()
+		ctrl.Close()
 	}
 
 	// Bad input is refused with the right code and a message naming the problem.

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
 	"sluice/engine/bdev"
 	"sluice/engine/nvmf/host"
+	"sluice/engine/proto/nvme"
 )
 
 // pattern fills a block with bytes derived from its LBA and a generation, so that a
@@ -168,5 +171,59 @@ func TestFlushAndFUAIssueFdatasync(t *testing.T) {
 	d.call("bdev_get_iostat", map[string]string{"name": "vol0"}, &res)
 	if st := res.Bdevs[0]; st.NumFixedBufferOps < 10 || st.NumFixedBufferFaults != 0 {
 		t.Fatalf("fixed-buffer I/Os %d (faults %d), want >= 10 and 0", st.NumFixedBufferOps, st.NumFixedBufferFaults)
+	}
+}
+
+// TestNoSpaceIsCapacityExceeded: a file bdev whose file system fills up answers
+// writes with Capacity Exceeded (what nvmet gives for ENOSPC), not a generic error,
+// and keeps serving reads and the writes that fit.
+func TestNoSpaceIsCapacityExceeded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	d := newDaemon(t)
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	const nqn = "nqn.2026-11.dev.sluice:full"
+	var name string
+	var ok bool
+	d.call("bdev_file_create", map[string]any{"name": "small", "filename": mnt + "/small.img",
+		"size_bytes": 64 << 20, "block_size": 4096}, &name)
+	d.call("nvmf_create_subsystem", map[string]any{"nqn": nqn, "allow_any_host": true}, &ok)
+	var nsid uint32
+	d.call("nvmf_subsystem_add_ns", map[string]any{"nqn": nqn, "namespace": map[string]any{"bdev_name": "small"}}, &nsid)
+	port := freePort(t)
+	d.call("nvmf_subsystem_add_listener", map[string]any{"nqn": nqn, "listen_address": map[string]any{
+		"traddr": "127.0.0.1", "trsvcid": fmt.Sprint(port)}}, &ok)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctrl, err := host.Connect(ctx, fmt.Sprintf("127.0.0.1:%d", port), nqn, host.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctrl.Close()
+	q, err := ctrl.NewIOQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := bytes.Repeat([]byte{0x5A}, 64<<10)
+	var full error
+	written := 0
+	for lba := uint64(0); lba < (64<<20)/4096; lba += 16 {
+		if err := q.Write(ctx, 1, lba, 16, buf, false); err != nil {
+			full = err
+			break
+		}
+		written++
+	}
+	if !host.IsStatus(full, nvme.StatusCapacityExceeded) {
+		t.Fatalf("after %d writes of 64 KiB into a 2 MiB file system: %v, want Capacity Exceeded", written, full)
+	}
+	got := make([]byte, 64<<10)
+	if err := q.Read(ctx, 1, 0, 16, got); err != nil || !bytes.Equal(got, buf) {
+		t.Fatalf("reading back what fitted: %v", err)
 	}
 }
