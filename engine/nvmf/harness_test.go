@@ -3,6 +3,7 @@ package nvmf
 import (
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -29,12 +30,17 @@ type stepTarget struct {
 const testNQN = "nqn.2026-11.dev.sluice:test"
 
 func newStepTarget(t testing.TB, bdevModule string) *stepTarget {
+	return newStepTargetMem(t, bdevModule, 32<<20)
+}
+
+// newStepTargetMem is newStepTarget with a buffer domain of memBytes.
+func newStepTargetMem(t testing.TB, bdevModule string, memBytes int64) *stepTarget {
 	t.Helper()
 	r, err := reactor.New(reactor.Config{Core: -1, Mode: reactor.ModeBusy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: 32 << 20, Hugepages: mem.HugepagesNever,
+	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: memBytes, Hugepages: mem.HugepagesNever,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func newStepTarget(t testing.TB, bdevModule string) *stepTarget {
 	}
 	opts, _ := TransportOpts{}.normalize()
 	st := &stepTarget{t: t, r: r, bdevs: bdev.NewManager(), dom: dom}
-	st.tgt = &Target{opts: opts, bdevs: st.bdevs, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	st.tgt = &Target{opts: opts, bdevs: st.bdevs, log: testLogger(),
 		firmware: "test", started: time.Now(), subsystems: map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
 	st.pg = newPollGroup(st.tgt, r, core)
 	st.pg.start()
@@ -85,6 +91,7 @@ type stepHost struct {
 	out    []byte
 	in     []byte
 	cntlid uint16
+	maxH2C uint32
 }
 
 func (st *stepTarget) connect() *stepHost {
@@ -94,7 +101,7 @@ func (st *stepTarget) connect() *stepHost {
 		st.t.Fatal(err)
 	}
 	adoptConn(&accepted{fd: fds[0], addr: testListen, peer: "test", pg: st.pg})
-	h := &stepHost{st: st, fd: fds[1], out: make([]byte, 0, 1<<20), in: make([]byte, 1<<20)}
+	h := &stepHost{st: st, fd: fds[1], out: make([]byte, 0, 1<<20), in: make([]byte, 4<<20)}
 	st.t.Cleanup(func() { unix.Close(fds[1]) })
 	return h
 }
@@ -146,10 +153,10 @@ func (h *stepHost) recvPDU() (nvme.CommonHeader, []byte) {
 	if err != nil {
 		h.st.t.Fatal(err)
 	}
-	copy(h.in[1<<19:], h.in[:nvme.CHLen])
+	copy(h.in[2<<20:], h.in[:nvme.CHLen])
 	rest := h.recv(int(ch.PLen) - nvme.CHLen)
-	copy(h.in[1<<19+nvme.CHLen:], rest)
-	return ch, h.in[1<<19 : 1<<19+int(ch.PLen)]
+	copy(h.in[2<<20+nvme.CHLen:], rest)
+	return ch, h.in[2<<20 : 2<<20+int(ch.PLen)]
 }
 
 // expectEOF checks that the target closed the connection.
@@ -186,6 +193,7 @@ func (h *stepHost) icreq(hdgst, ddgst bool) {
 		h.st.t.Fatalf("got %v, want ICResp", ch.Type)
 	}
 	resp, _ := nvme.DecodeICResp(pdu)
+	h.maxH2C = resp.MAXH2CDATA
 	if resp.DGST != dg {
 		h.st.t.Fatalf("ICResp digests %v, asked %v", resp.DGST, dg)
 	}
@@ -242,20 +250,30 @@ func (h *stepHost) call(sqe *nvme.SQE, icd []byte, data []byte) nvme.CQE {
 	}
 }
 
+// h2c answers an R2T with H2CData PDUs of at most MAXH2CDATA, in order, the last
+// one flagged LAST_PDU, as the Linux host does.
 func (h *stepHost) h2c(r2t nvme.R2T, data []byte) {
-	chunk := data[r2t.R2TO : r2t.R2TO+r2t.R2TL]
-	ch := nvme.FrameHeader(nvme.PDUTypeH2CData, nvme.CHFlagLastPDU, uint32(len(chunk)), h.layout())
-	b := h.out[:ch.PLen]
-	ch.Put(b)
-	(&nvme.H2CData{CCCID: r2t.CCCID, TTAG: r2t.TTAG, DATAO: r2t.R2TO, DATAL: r2t.R2TL}).Put(b)
-	if h.hdgst {
-		nvme.SetHeaderDigest(b, nvme.TermReqHLen)
+	for off := r2t.R2TO; off < r2t.R2TO+r2t.R2TL; {
+		n := min(r2t.R2TO+r2t.R2TL-off, h.maxH2C)
+		chunk := data[off : off+n]
+		var flags uint8
+		if off+n == r2t.R2TO+r2t.R2TL {
+			flags = nvme.CHFlagLastPDU
+		}
+		ch := nvme.FrameHeader(nvme.PDUTypeH2CData, flags, n, h.layout())
+		b := h.out[:ch.PLen]
+		ch.Put(b)
+		(&nvme.H2CData{CCCID: r2t.CCCID, TTAG: r2t.TTAG, DATAO: off, DATAL: n}).Put(b)
+		if h.hdgst {
+			nvme.SetHeaderDigest(b, nvme.TermReqHLen)
+		}
+		copy(b[ch.PDO:], chunk)
+		if h.ddgst {
+			nvme.PutDigest(b[int(ch.PDO)+len(chunk):], nvme.CRC32C(chunk))
+		}
+		h.send(b)
+		off += n
 	}
-	copy(b[ch.PDO:], chunk)
-	if h.ddgst {
-		nvme.PutDigest(b[int(ch.PDO)+len(chunk):], nvme.CRC32C(chunk))
-	}
-	h.send(b)
 }
 
 func connectSQE(cid, qid, sqsize uint16, cattr uint8) *nvme.SQE {
@@ -331,4 +349,12 @@ func rwSQE(op nvme.NVMOpcode, cid uint16, slba uint64, nlb uint16, sgl nvme.SGLD
 	s.SetNLB(nlb - 1)
 	s.SetSGL1(sgl)
 	return &s
+}
+
+// testLogger discards the target's log unless SLUICE_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

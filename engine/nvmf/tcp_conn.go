@@ -572,8 +572,8 @@ func (c *tcpConn) resume() {
 			return
 		}
 	}
-	for _, r := range c.reqs {
-		if r.state == reqStateNeedBuffer {
+	for i := range c.reqs {
+		if r := &c.reqs[i]; r.state == reqStateNeedBuffer {
 			r.needBufferRetry()
 			if c.stalled {
 				return
