@@ -99,10 +99,11 @@ type pollGroup struct {
 	mem *mem.Core
 	idx int // statistics slot
 
-	conns   map[*tcpConn]struct{}
-	flushq  []*tcpConn // connections with queued output; flushed once per iteration
-	stalled []*tcpConn // connections waiting for a request slot or a buffer
-	ctrlrs  map[*Ctrlr]struct{}
+	conns      map[*tcpConn]struct{}
+	flushq     []*tcpConn // connections with queued output; flushed once per iteration
+	stalled    []*tcpConn // connections waiting for a request slot or a buffer
+	stalledOld []*tcpConn // the list being retried, reused to allocate nothing
+	ctrlrs     map[*Ctrlr]struct{}
 
 	connCount  atomic.Int64
 	c2hSuccess atomic.Uint64 // written by this reactor only: no shared cache line per read
@@ -127,9 +128,11 @@ func (pg *pollGroup) poll() bool {
 	busy := false
 	if len(pg.stalled) > 0 {
 		busy = true
+		// Swap the two lists: resume may stall a connection again, onto the other.
 		st := pg.stalled
-		pg.stalled = pg.stalled[:0:0]
-		for _, c := range st {
+		pg.stalled, pg.stalledOld = pg.stalledOld[:0], st
+		for i, c := range st {
+			st[i] = nil
 			c.resume()
 		}
 	}
