@@ -114,7 +114,14 @@ func (r *request) nextDSM(ch *bdev.Channel) {
 func (r *request) ioDone(io *bdev.IO) {
 	c := r.c
 	if io.Status == bdev.StatusSuccess && r.dsmCount > 0 {
-		if _, ch := c.channel(r.ns.ID); ch != nil && c.state == connStateRunning {
+		ns, ch := c.channel(r.ns.ID)
+		if ns != r.ns || ch == nil {
+			// The namespace went away between two ranges: the rest were not done.
+			r.dsmCount = 0
+			r.complete(nvme.StatusInvalidNamespaceOrFormat.WithDNR())
+			return
+		}
+		if c.state == connStateRunning {
 			r.nextDSM(ch)
 			return
 		}
