@@ -199,8 +199,13 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// firmwareRevision fits the version into Identify's 8-character FR field, dropping a
+// pre-release suffix rather than cutting it in the middle ("0.1.0-dev" → "0.1.0").
 func firmwareRevision() string {
 	v := strings.TrimPrefix(version, "v")
+	if len(v) > 8 {
+		v, _, _ = strings.Cut(v, "-")
+	}
 	if len(v) > 8 {
 		v = v[:8]
 	}
