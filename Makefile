@@ -44,13 +44,14 @@ lint:
 	$(GOBIN)/staticcheck ./...
 
 # Unit tests, fuzz seed corpora, the race detector on the concurrent packages, and the
-# allocator's invariants build. Interop packages run in `make interop`.
+# invariants build of the allocator and of the packages whose teardown it checks. Interop packages run in `make interop`.
 unit:
 	tools/hugepages.sh run $(TEST_HUGEPAGES) -- $(GO) test -count=1 -timeout $(UNIT_TIMEOUT) \
 		$$($(GO) list ./... | grep -v -e /tools/interop -e /tools/guest)
 	$(GO) test -count=1 -race -timeout $(UNIT_TIMEOUT) ./engine/reactor/... ./engine/mem/... \
 		./engine/bdev/... ./engine/nvmf/... ./engine/rpc/... ./cgo/...
-	$(GO) test -count=1 -tags invariants -timeout $(UNIT_TIMEOUT) ./engine/mem/...
+	$(GO) test -count=1 -tags invariants -timeout $(UNIT_TIMEOUT) ./engine/mem/... ./engine/bdev/... \
+		./engine/nvmf/...
 
 # Real peers: the Linux NVMe/TCP host and nvme-cli in a qemu guest, daemon restarts,
 # kill -9 durability. Fails (never skips) under CI=true when qemu cannot run.

@@ -3,6 +3,7 @@ package bdev
 import (
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"sync"
 
 	"sluice/engine/reactor"
@@ -94,8 +95,9 @@ type IO struct {
 	// Submit returns.
 	Done func(*IO)
 
-	ch      *Channel
-	startNs int64
+	ch       *Channel
+	startNs  int64
+	inFlight bool // between Submit and Complete: catches a double submit or completion
 }
 
 // Caps says what a bdev serves beyond read and write.
@@ -156,18 +158,56 @@ type Config struct {
 	Caps      Caps
 	// Params are the module's creation parameters, echoed by save_config.
 	Params any
+	// Base is the bdev a layer module stacks on (claimed exclusively by the module);
+	// nil for a leaf.
+	Base *Bdev
+}
+
+// ClaimKind says how a claim shares the bdev with other claims.
+type ClaimKind uint8
+
+const (
+	// ClaimExclusive: the holder is the only writer and knows of no other (a layer
+	// stacked on the bdev: delay, error, crypt, replica). It excludes every other claim.
+	ClaimExclusive ClaimKind = iota + 1
+	// ClaimExport: one protocol export of the volume (an NVMe namespace, a SCSI LU).
+	// Exports of one volume share it: they agree on its identity and its reservation
+	// state, so a host cannot write through one around a reservation held through
+	// another.
+	ClaimExport
+)
+
+func (k ClaimKind) String() string {
+	switch k {
+	case ClaimExclusive:
+		return "exclusive"
+	case ClaimExport:
+		return "export"
+	}
+	return fmt.Sprintf("ClaimKind(%d)", uint8(k))
+}
+
+type claim struct {
+	kind  ClaimKind
+	owner string
 }
 
 // Bdev is a registered block device.
 type Bdev struct {
 	cfg     Config
 	backend Backend
+	base    *Bdev // the bdev a layer is stacked on; nil for a leaf
 
 	mu       sync.Mutex
-	channels map[*reactor.Reactor]*Channel // +checklocks:mu
-	claim    string                        // +checklocks:mu
+	channels map[*reactor.Reactor]*Channel // +checklocks:mu; open or releasing
+	claims   []claim                       // +checklocks:mu
 	retired  IOStat                        // +checklocks:mu; stats of closed channels
 	closed   bool                          // +checklocks:mu
+	deleting bool                          // +checklocks:mu; Delete is waiting for channels
+	// openBackends counts backend channels not yet closed, including those whose
+	// close is queued on their reactor; drained is signalled when it drops to zero.
+	openBackends int           // +checklocks:mu
+	drained      chan struct{} // +checklocks:mu
 }
 
 // Errors returned by the bdev layer. They are the RPC layer's sentinels, so that a
@@ -196,7 +236,7 @@ func newBdev(cfg Config, be Backend) (*Bdev, error) {
 	if cfg.UUID == [16]byte{} {
 		cfg.UUID = DeriveUUID(cfg.Module, cfg.Name)
 	}
-	return &Bdev{cfg: cfg, backend: be, channels: map[*reactor.Reactor]*Channel{}}, nil
+	return &Bdev{cfg: cfg, backend: be, base: cfg.Base, channels: map[*reactor.Reactor]*Channel{}}, nil
 }
 
 // DeriveUUID makes a stable RFC 4122 version-5-style UUID from a module and a name, so
@@ -250,49 +290,75 @@ func (b *Bdev) Supports(t IOType) bool {
 	return false
 }
 
-// Claim marks the bdev as used by owner (a namespace or LUN) so that it cannot be
-// deleted or claimed twice.
-func (b *Bdev) Claim(owner string) error {
+// Claim marks the bdev as used by owner so that it cannot be deleted, and so that two
+// writers that know nothing of each other cannot both use it: an exclusive claim
+// excludes every other; export claims share the bdev with each other.
+func (b *Bdev) Claim(kind ClaimKind, owner string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("bdev %q: %w", b.cfg.Name, ErrClosed)
+	if b.closed || b.deleting {
+		return fmt.Errorf("bdev %q is being deleted: %w", b.cfg.Name, ErrClosed)
 	}
-	if b.claim != "" {
-		return fmt.Errorf("bdev %q already used by %s: %w", b.cfg.Name, b.claim, ErrClaimed)
+	for _, c := range b.claims {
+		if c.owner == owner {
+			return fmt.Errorf("bdev %q already claimed by %s: %w", b.cfg.Name, owner, ErrClaimed)
+		}
+		if kind == ClaimExclusive || c.kind == ClaimExclusive {
+			return fmt.Errorf("bdev %q already used by %s (%v claim): %w", b.cfg.Name, c.owner, c.kind, ErrClaimed)
+		}
 	}
-	b.claim = owner
+	b.claims = append(b.claims, claim{kind: kind, owner: owner})
 	return nil
 }
 
-// Release drops a claim made by owner.
+// Release drops the claim made by owner.
 func (b *Bdev) Release(owner string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.claim == owner {
-		b.claim = ""
+	for i, c := range b.claims {
+		if c.owner == owner {
+			b.claims = append(b.claims[:i], b.claims[i+1:]...)
+			return
+		}
 	}
 }
 
-// ClaimedBy names the claim holder, or "".
+// ClaimedBy names the claim holders, comma separated, or "".
 func (b *Bdev) ClaimedBy() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.claim
+	return b.claimedByLocked()
 }
 
+// +checklocks:b.mu
+func (b *Bdev) claimedByLocked() string {
+	var sb strings.Builder
+	for i, c := range b.claims {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(c.owner)
+	}
+	return sb.String()
+}
+
+// Base is the bdev a layer is stacked on, or nil.
+func (b *Bdev) Base() *Bdev { return b.base }
+
 // GetChannel returns the reactor's channel for this bdev, opening it on first use.
-// Channels are shared by every user on a reactor and reference counted.
+// Channels are shared by every user on a reactor and reference counted; a channel
+// whose last user left while its I/O drains is taken back into use.
 //
 // Preconditions: called on r. Postconditions: the caller owes a Put.
 func (b *Bdev) GetChannel(r *reactor.Reactor) (*Channel, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed || b.deleting {
 		return nil, fmt.Errorf("bdev %q: %w", b.cfg.Name, ErrClosed)
 	}
 	if ch := b.channels[r]; ch != nil {
 		ch.refs++
+		ch.releasing = false
 		return ch, nil
 	}
 	bc, err := b.backend.NewChannel(r)
@@ -302,23 +368,67 @@ func (b *Bdev) GetChannel(r *reactor.Reactor) (*Channel, error) {
 	ch := &Channel{bdev: b, r: r, be: bc, refs: 1, caps: b.cfg.Caps,
 		sizeBytes: b.SizeBytes(), blockMask: uint64(b.cfg.BlockSize - 1)}
 	b.channels[r] = ch
+	b.openBackends++
 	return ch, nil
 }
 
+// putChannel drops a reference. The last one releases the channel once its I/O has
+// drained (SPDK's spdk_put_io_channel): at once when nothing is in flight, otherwise
+// when the last I/O completes.
+//
+// Preconditions: on ch.r.
 func (b *Bdev) putChannel(ch *Channel) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if ch.refs <= 0 {
+		b.mu.Unlock()
+		panic(fmt.Sprintf("bdev %q: Put of a channel with %d references", b.cfg.Name, ch.refs))
+	}
 	ch.refs--
 	if ch.refs > 0 {
+		b.mu.Unlock()
 		return
 	}
-	delete(b.channels, ch.r)
-	if ch.inflight != 0 {
-		// A backend would be left completing I/Os into a closed channel.
-		panic(fmt.Sprintf("bdev %q: last Put with %d I/Os in flight", b.cfg.Name, ch.inflight))
+	if ch.inflight > 0 {
+		ch.releasing = true
+		b.mu.Unlock()
+		return
 	}
+	b.retireLocked(ch)
+	b.mu.Unlock()
+	ch.scheduleClose()
+}
+
+// releaseDrained finishes a deferred release once the channel's last I/O completed,
+// unless a user took the channel back meanwhile.
+//
+// Preconditions: on ch.r; ch.inflight == 0.
+func (b *Bdev) releaseDrained(ch *Channel) {
+	b.mu.Lock()
+	if ch.refs > 0 || !ch.releasing {
+		b.mu.Unlock()
+		return
+	}
+	ch.releasing = false
+	b.retireLocked(ch)
+	b.mu.Unlock()
+	ch.scheduleClose()
+}
+
+// +checklocks:b.mu
+func (b *Bdev) retireLocked(ch *Channel) {
+	delete(b.channels, ch.r)
 	b.retired.add(ch.snapshot())
-	ch.be.Close()
+}
+
+// backendClosed accounts for a closed backend channel and wakes a waiting Delete.
+func (b *Bdev) backendClosed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.openBackends--
+	if b.openBackends == 0 && b.drained != nil {
+		close(b.drained)
+		b.drained = nil
+	}
 }
 
 // IOStat reads the bdev's I/O statistics: closed channels plus a racy-but-atomic
@@ -334,13 +444,67 @@ func (b *Bdev) IOStat() IOStat {
 	return s
 }
 
-func (b *Bdev) close() error {
+// beginDelete refuses a claimed bdev and otherwise stops new claims and channels. It
+// returns a channel that is closed once every backend channel is closed (nil when
+// none is open).
+func (b *Bdev) beginDelete() (<-chan struct{}, error) {
 	b.mu.Lock()
-	if len(b.channels) > 0 {
+	defer b.mu.Unlock()
+	if b.closed || b.deleting {
+		return nil, fmt.Errorf("bdev %q is being deleted: %w", b.cfg.Name, ErrClosed)
+	}
+	if len(b.claims) > 0 {
+		return nil, fmt.Errorf("bdev %q is used by %s: %w", b.cfg.Name, b.claimedByLocked(), ErrClaimed)
+	}
+	b.deleting = true
+	if b.openBackends == 0 {
+		return nil, nil
+	}
+	if b.drained == nil {
+		b.drained = make(chan struct{})
+	}
+	return b.drained, nil
+}
+
+// cancelDelete undoes beginDelete when the wait gave up: the bdev is usable again.
+func (b *Bdev) cancelDelete() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deleting = false
+}
+
+// OpenChannels is how many backend channels are still open.
+func (b *Bdev) OpenChannels() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openBackends
+}
+
+// closeBackend closes the backend once nothing uses it any more.
+func (b *Bdev) closeBackend() error {
+	b.mu.Lock()
+	if b.closed {
 		b.mu.Unlock()
-		return fmt.Errorf("bdev %q has open channels: %w", b.cfg.Name, ErrClaimed)
+		return nil
+	}
+	if b.openBackends > 0 {
+		n := b.openBackends
+		b.mu.Unlock()
+		return fmt.Errorf("bdev %q has %d open channels: %w", b.cfg.Name, n, ErrClaimed)
 	}
 	b.closed = true
 	b.mu.Unlock()
 	return b.backend.Close()
 }
+
+// depth is how many layers stand below b: 0 for a leaf.
+func (b *Bdev) depth() int {
+	n := 0
+	for x := b.base; x != nil; x = x.base {
+		n++
+	}
+	return n
+}
+
+// InFlight reports whether io was submitted and has not completed yet.
+func (io *IO) InFlight() bool { return io.inFlight }

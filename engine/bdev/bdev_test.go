@@ -2,6 +2,7 @@ package bdev
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 
@@ -114,17 +115,17 @@ func TestManagerRules(t *testing.T) {
 		t.Fatalf("huge malloc: %v", err)
 	}
 	b, _ := m.Get("a")
-	if err := b.Claim("nqn.x ns 1"); err != nil {
+	if err := b.Claim(ClaimExport, "nqn.x ns 1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Delete("a", ""); !errors.Is(err, ErrClaimed) {
+	if err := m.Delete(context.Background(), "a", ""); !errors.Is(err, ErrClaimed) {
 		t.Fatalf("delete claimed: %v", err)
 	}
 	b.Release("nqn.x ns 1")
-	if err := m.Delete("a", "malloc"); !errors.Is(err, ErrNotFound) {
+	if err := m.Delete(context.Background(), "a", "malloc"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("delete with wrong module: %v", err)
 	}
-	if err := m.Delete("a", "null"); err != nil {
+	if err := m.Delete(context.Background(), "a", "null"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Get("a"); !errors.Is(err, ErrNotFound) {

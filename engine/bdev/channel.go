@@ -1,6 +1,7 @@
 package bdev
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"sluice/engine/reactor"
@@ -11,7 +12,8 @@ type Channel struct {
 	bdev      *Bdev
 	r         *reactor.Reactor
 	be        BackendChannel
-	refs      int // guarded by bdev.mu
+	refs      int  // guarded by bdev.mu
+	releasing bool // guarded by bdev.mu; written on r only: refs hit 0 with I/O in flight
 	caps      Caps
 	sizeBytes uint64
 	blockMask uint64
@@ -34,16 +36,40 @@ func (c *Channel) Bdev() *Bdev { return c.bdev }
 // Preconditions: called on the channel's reactor.
 func (c *Channel) Inflight() int { return c.inflight }
 
-// Put releases the caller's reference. The last Put closes the backend channel.
+// Put releases the caller's reference. The caller may still have I/O in flight: its
+// completions arrive as usual. The last Put releases the channel once every I/O on it
+// has completed, and closes the backend channel in a reactor message of its own, never
+// inside the backend's poller or a completion.
 //
-// Preconditions: called on the channel's reactor with no I/O in flight for this user.
+// Preconditions: called on the channel's reactor.
 func (c *Channel) Put() { c.bdev.putChannel(c) }
+
+// closeChannelMsg is bound once: closing a channel allocates no closure.
+func closeChannelMsg(arg any) { arg.(*Channel).closeBackend() }
+
+// scheduleClose closes the backend channel in a later reactor step. A reactor that is
+// stopping runs its last messages itself, outside any poller, so closing at once there
+// is safe.
+func (c *Channel) scheduleClose() {
+	if c.r.Send(closeChannelMsg, c) != nil {
+		c.closeBackend()
+	}
+}
+
+func (c *Channel) closeBackend() {
+	c.be.Close()
+	c.bdev.backendClosed()
+}
 
 // Submit starts io. Invalid requests complete at once with StatusOutOfRange or
 // StatusUnsupported; valid ones go to the backend. io.Done runs exactly once.
 //
 // Preconditions: called on the channel's reactor; io.Done is set; io is not in flight.
 func (c *Channel) Submit(io *IO) {
+	if io.inFlight {
+		panic(fmt.Sprintf("bdev %q: I/O submitted while still in flight", c.bdev.cfg.Name))
+	}
+	io.inFlight = true
 	io.ch = c
 	io.Status = StatusSuccess
 	io.Errno = 0
@@ -78,6 +104,7 @@ func (c *Channel) Submit(io *IO) {
 	default:
 		// Not counted per type: the statistics arrays are indexed by known types.
 		c.inflight--
+		io.inFlight = false
 		c.st.errors.Add(1)
 		io.Status = StatusUnsupported
 		io.Done(io)
@@ -91,6 +118,10 @@ func (c *Channel) Submit(io *IO) {
 // Preconditions: called on the reactor the I/O was submitted on, once per Submit.
 func (io *IO) Complete(s Status) {
 	c := io.ch
+	if !io.inFlight {
+		panic(fmt.Sprintf("bdev %q: I/O completed twice", c.bdev.cfg.Name))
+	}
+	io.inFlight = false
 	io.Status = s
 	c.inflight--
 	t := io.Type
@@ -102,6 +133,11 @@ func (io *IO) Complete(s Status) {
 	}
 	c.st.latNs[t].Add(uint64(c.r.Now() - io.startNs))
 	io.Done(io)
+	// Done may have submitted again, or dropped the last reference: read the state
+	// only now. releasing is written on this reactor only, so no lock is needed here.
+	if c.inflight == 0 && c.releasing {
+		c.bdev.releaseDrained(c)
+	}
 }
 
 func (c *Channel) snapshot() IOStat {

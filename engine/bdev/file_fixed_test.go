@@ -196,7 +196,7 @@ func TestFileFixedRegistrationFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ch2.Put()
+	defer func() { ch2.Put(); r2.PollOnce() }()
 	if calls.Load() != 2 {
 		t.Fatalf("registrar called %d times for 2 rings", calls.Load())
 	}

@@ -2,6 +2,7 @@ package bdev
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -137,7 +138,8 @@ func newFileRigIn(t testing.TB, m *Manager, p FileParams) *fileRig {
 	}
 	t.Cleanup(func() {
 		ch.Put()
-		if err := m.Delete(p.Name, "file"); err != nil {
+		r.PollOnce() // the channel closes in a reactor step of its own
+		if err := m.Delete(context.Background(), p.Name, "file"); err != nil {
 			t.Errorf("delete: %v", err)
 		}
 	})
@@ -490,7 +492,7 @@ func TestFileRoundWaitsForRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ch.Put(); m.Delete("rw", "file") })
+	t.Cleanup(func() { ch.Put(); r.PollOnce(); m.Delete(context.Background(), "rw", "file") })
 	g := &fileRig{m: m, b: b, r: r, ch: ch}
 	c := g.channel()
 
@@ -628,7 +630,7 @@ func TestFileWakesInterruptReactor(t *testing.T) {
 	if err := r.Do(func() { ch.Put() }); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Delete("w0", "file"); err != nil {
+	if err := m.Delete(context.Background(), "w0", "file"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -688,7 +690,8 @@ func TestFileEventfdWakesOtherThread(t *testing.T) {
 	}
 	close(finished)
 	ch.Put()
-	if err := m.Delete("x0", "file"); err != nil {
+	r.PollOnce()
+	if err := m.Delete(context.Background(), "x0", "file"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -712,7 +715,8 @@ func TestFilePersistsAcrossReopen(t *testing.T) {
 	fill(data, 0x77)
 	g.mustDo(t, IO{Type: IOWrite, Offset: 128 << 10, Length: 64 << 10, Buf: data})
 	ch.Put()
-	if err := m.Delete("p0", "file"); err != nil {
+	r.PollOnce()
+	if err := m.Delete(context.Background(), "p0", "file"); err != nil {
 		t.Fatal(err)
 	}
 	g = newFileRig(t, FileParams{Name: "p0", Filename: path})
@@ -775,7 +779,7 @@ func TestFileCreateParams(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "other")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("duplicate name created a file")
 	}
-	if err := m.Delete("v", "file"); err != nil {
+	if err := m.Delete(context.Background(), "v", "file"); err != nil {
 		t.Fatal(err)
 	}
 	// Reopen: a larger size_bytes is refused, a smaller one yields to the file.

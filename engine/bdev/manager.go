@@ -1,9 +1,11 @@
 package bdev
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Manager is the registry of a daemon's bdevs. Safe for concurrent use; it is touched
@@ -74,32 +76,57 @@ func (m *Manager) List() []*Bdev {
 	return out
 }
 
+// DeleteTimeout bounds how long Delete waits for I/O still draining from channels that
+// their users already released (a namespace removed with writes in flight).
+const DeleteTimeout = 30 * time.Second
+
 // Delete removes an unclaimed bdev and closes its backend. module, when not empty,
-// must match, so that bdev_null_delete cannot delete a file bdev.
-func (m *Manager) Delete(name, module string) error {
+// must match, so that bdev_null_delete cannot delete a file bdev. It waits for channels
+// whose last users left with I/O in flight, up to ctx's deadline or DeleteTimeout; if
+// they do not drain in time the delete fails and the bdev stays as it was, listed and
+// usable, so that a later call can retry: a bdev is never half deleted.
+func (m *Manager) Delete(ctx context.Context, name, module string) error {
 	m.mu.Lock()
 	b := m.bdevs[name]
 	if b == nil || (module != "" && b.cfg.Module != module) {
 		m.mu.Unlock()
 		return fmt.Errorf("%s bdev %q: %w", module, name, ErrNotFound)
 	}
-	if owner := b.ClaimedBy(); owner != "" {
-		m.mu.Unlock()
-		return fmt.Errorf("bdev %q is used by %s: %w", name, owner, ErrClaimed)
+	drained, err := b.beginDelete()
+	m.mu.Unlock()
+	if err != nil {
+		return err
 	}
+	if drained != nil {
+		ctx, cancel := context.WithTimeout(ctx, DeleteTimeout)
+		defer cancel()
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			b.cancelDelete()
+			return fmt.Errorf("bdev %q: %d channels still have I/O in flight: %w",
+				name, b.OpenChannels(), ErrClaimed)
+		}
+	}
+	m.mu.Lock()
 	delete(m.bdevs, name)
 	m.mu.Unlock()
-	return b.close()
+	return b.closeBackend()
 }
 
-// CloseAll closes every bdev, for daemon shutdown after all channels are released.
+// CloseAll closes every bdev, layers before the bdevs they stand on, for daemon
+// shutdown after the reactors stopped. A bdev with channels still open (a connection
+// that did not drain in time) is reported and left open: the process is exiting, and
+// closing a backend under a channel would be a use after free.
 func (m *Manager) CloseAll() error {
 	var first error
-	for _, b := range m.List() {
+	bs := m.List()
+	sort.SliceStable(bs, func(i, j int) bool { return bs[i].depth() > bs[j].depth() })
+	for _, b := range bs {
 		m.mu.Lock()
 		delete(m.bdevs, b.cfg.Name)
 		m.mu.Unlock()
-		if err := b.close(); err != nil && first == nil {
+		if err := b.closeBackend(); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -34,7 +34,8 @@ func (b *Bdev) Describe() Info {
 	return in
 }
 
-var productNames = map[string]string{"null": "Null disk", "malloc": "Malloc disk", "file": "File disk"}
+var productNames = map[string]string{"null": "Null disk", "malloc": "Malloc disk", "file": "File disk",
+	"delay": "delay", "error": "Error disk"}
 
 // NameParams name one bdev.
 type NameParams struct {
@@ -75,10 +76,27 @@ func RegisterRPC(reg *rpc.Registry, m *Manager, ra RegionAllocator) {
 		}
 		return b.Name(), nil
 	})
-	for _, module := range []string{"null", "malloc", "file"} {
+	rpc.Handle(reg, "bdev_delay_create", func(_ context.Context, p DelayParams) (string, error) {
+		b, err := CreateDelay(m, p)
+		if err != nil {
+			return "", err
+		}
+		return b.Name(), nil
+	})
+	rpc.Handle(reg, "bdev_error_create", func(_ context.Context, p ErrorParams) (string, error) {
+		b, err := CreateError(m, p)
+		if err != nil {
+			return "", err
+		}
+		return b.Name(), nil
+	})
+	rpc.Handle(reg, "bdev_error_inject_error", func(_ context.Context, p InjectParams) (bool, error) {
+		return true, InjectError(m, p)
+	})
+	for _, module := range []string{"null", "malloc", "file", "delay", "error"} {
 		module := module
-		rpc.Handle(reg, "bdev_"+module+"_delete", func(_ context.Context, p NameParams) (bool, error) {
-			return true, m.Delete(p.Name, module)
+		rpc.Handle(reg, "bdev_"+module+"_delete", func(ctx context.Context, p NameParams) (bool, error) {
+			return true, m.Delete(ctx, p.Name, module)
 		})
 	}
 	rpc.Handle(reg, "bdev_get_bdevs", func(_ context.Context, p OptionalNameParams) ([]Info, error) {
@@ -111,8 +129,9 @@ func RegisterRPC(reg *rpc.Registry, m *Manager, ra RegionAllocator) {
 		return res, nil
 	})
 	reg.RegisterConfigSection("bdev", 10, func() ([]rpc.Call, error) {
+		// Layers come after the bdevs they stand on, so that a replay finds its base.
 		bs := m.List()
-		sort.Slice(bs, func(i, j int) bool { return bs[i].Name() < bs[j].Name() })
+		sort.SliceStable(bs, func(i, j int) bool { return bs[i].depth() < bs[j].depth() })
 		calls := []rpc.Call{}
 		for _, b := range bs {
 			c, err := rpc.NewCall("bdev_"+b.Module()+"_create", b.Params())

@@ -1,13 +1,10 @@
 package nvmf
 
 import (
-	"errors"
-	"runtime"
 	"sync/atomic"
 
 	"sluice/engine/bdev"
 	"sluice/engine/proto/nvme"
-	"sluice/engine/reactor"
 )
 
 // qpair is the queue-pair half of a connection: which controller and queue it is,
@@ -89,7 +86,7 @@ func (qp *qpair) detach(c *tcpConn) {
 		return
 	}
 	qid := qp.qid
-	sendControl(ctrlr.pg.r, func() { ctrlr.ioQueueGone(qid, c) })
+	_ = ctrlr.pg.r.Post(func() { ctrlr.ioQueueGone(qid, c) })
 }
 
 // features holds the controller's Set Features state.
@@ -193,7 +190,7 @@ func (ctrlr *Ctrlr) closeIOQueues(reason string) {
 		}
 		q := q
 		ctrlr.closing++
-		sendControl(q.pg.r, func() { q.beginClose(reason) })
+		_ = q.pg.r.Post(func() { q.beginClose(reason) })
 	}
 }
 
@@ -347,17 +344,5 @@ func (ctrlr *Ctrlr) deliverEvents() {
 		r.state = reqStateExecuting
 		r.cqe.SetDW0(dw0)
 		r.complete(nvme.StatusSuccess)
-	}
-}
-
-// sendControl runs fn on reactor r, retrying while its ring is full: control-plane
-// messages must not be lost. It is never used per I/O.
-func sendControl(r *reactor.Reactor, fn func()) {
-	for i := 0; ; i++ {
-		err := r.Send(func(any) { fn() }, nil)
-		if !errors.Is(err, reactor.ErrRingFull) || i > 10000 {
-			return
-		}
-		runtime.Gosched()
 	}
 }

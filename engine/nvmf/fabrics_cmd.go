@@ -147,9 +147,9 @@ func (c *tcpConn) connectIO(r *request, s *Subsystem, cd nvme.ConnectData, qid, 
 	// Claim the subsystem now so that a second Connect on this connection is refused.
 	c.qp.subsys = s
 	home := c.pg.r
-	sendControl(ctrlr.pg.r, func() {
+	_ = ctrlr.pg.r.Post(func() {
 		st := ctrlr.addIOQueue(qid, c)
-		sendControl(home, func() { c.connectIODone(r, ctrlr, s, qid, sqsize, sqflowOff, st) })
+		_ = home.Post(func() { c.connectIODone(r, ctrlr, s, qid, sqsize, sqflowOff, st) })
 	})
 }
 
@@ -165,7 +165,7 @@ func (c *tcpConn) connectIODone(r *request, ctrlr *Ctrlr, s *Subsystem, qid, sqs
 	}
 	if c.state == connStateClosed || c.state == connStateDraining {
 		// The queue went away while its controller was saying yes.
-		sendControl(ctrlr.pg.r, func() { ctrlr.ioQueueGone(qid, c) })
+		_ = ctrlr.pg.r.Post(func() { ctrlr.ioQueueGone(qid, c) })
 		r.complete(nvme.StatusCommandSequenceError)
 		return
 	}

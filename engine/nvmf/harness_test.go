@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,22 +26,48 @@ type stepTarget struct {
 	pg    *pollGroup
 	bdevs *bdev.Manager
 	dom   *mem.Domain
+
+	fakeNs atomic.Int64
 }
 
 const testNQN = "nqn.2026-11.dev.sluice:test"
 
 func newStepTarget(t testing.TB, bdevModule string) *stepTarget {
-	return newStepTargetMem(t, bdevModule, 32<<20)
+	return newStepTargetOpts(t, stepOpts{module: bdevModule})
 }
 
 // newStepTargetMem is newStepTarget with a buffer domain of memBytes.
 func newStepTargetMem(t testing.TB, bdevModule string, memBytes int64) *stepTarget {
+	return newStepTargetOpts(t, stepOpts{module: bdevModule, memBytes: memBytes})
+}
+
+// stepOpts vary the step target. module "delay" exports a delay bdev (completions held
+// for delayPolls poller runs, due ones completed newest first) over a malloc bdev, so
+// that writes stay in flight across a teardown; fakeClock gives the reactor a clock
+// the test moves by hand (st.advance), for deterministic timers.
+type stepOpts struct {
+	module     string
+	memBytes   int64
+	delayPolls uint32
+	fakeClock  bool
+}
+
+func newStepTargetOpts(t testing.TB, o stepOpts) *stepTarget {
 	t.Helper()
-	r, err := reactor.New(reactor.Config{Core: -1, Mode: reactor.ModeBusy})
+	if o.memBytes == 0 {
+		o.memBytes = 32 << 20
+	}
+	st := &stepTarget{t: t, bdevs: bdev.NewManager()}
+	rc := reactor.Config{Core: -1, Mode: reactor.ModeBusy}
+	if o.fakeClock {
+		st.fakeNs.Store(1)
+		rc.Clock = st.fakeNs.Load
+	}
+	r, err := reactor.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: memBytes, Hugepages: mem.HugepagesNever,
+	dom, err := mem.NewDomain(mem.DomainConfig{SizeBytes: o.memBytes, Hugepages: mem.HugepagesNever,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +77,7 @@ func newStepTargetMem(t testing.TB, bdevModule string, memBytes int64) *stepTarg
 		t.Fatal(err)
 	}
 	opts, _ := TransportOpts{}.normalize()
-	st := &stepTarget{t: t, r: r, bdevs: bdev.NewManager(), dom: dom}
+	st.r, st.dom = r, dom
 	st.tgt = &Target{opts: opts, bdevs: st.bdevs, log: testLogger(),
 		firmware: "test", started: time.Now(), subsystems: map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
 	st.pg = newPollGroup(st.tgt, r, core)
@@ -58,15 +85,8 @@ func newStepTargetMem(t testing.TB, bdevModule string, memBytes int64) *stepTarg
 	st.tgt.pgs = []*pollGroup{st.pg}
 	disc, _ := newSubsystem(SubsystemParams{NQN: DiscoveryNQN})
 	st.tgt.subsystems[DiscoveryNQN] = disc
-	switch bdevModule {
-	case "null":
-		_, err = bdev.CreateNull(st.bdevs, bdev.NullParams{Name: "b0", NumBlocks: 1 << 16, BlockSize: 512})
-	case "malloc":
-		_, err = bdev.CreateMalloc(st.bdevs, bdev.MallocParams{Name: "b0", NumBlocks: 1 << 16, BlockSize: 512}, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	st.tgt.publishDiscovery()
+	st.makeBdev(o)
 	if err := st.tgt.CreateSubsystem(SubsystemParams{NQN: testNQN, AllowAnyHost: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +96,40 @@ func newStepTargetMem(t testing.TB, bdevModule string, memBytes int64) *stepTarg
 	// Listeners are not opened: connections arrive as socketpairs with this address.
 	s := st.tgt.subsystem(testNQN)
 	s.listeners = append(s.listeners, testListen)
+	st.tgt.publishDiscovery()
 	return st
 }
+
+func (st *stepTarget) makeBdev(o stepOpts) {
+	var err error
+	switch o.module {
+	case "null":
+		_, err = bdev.CreateNull(st.bdevs, bdev.NullParams{Name: "b0", NumBlocks: 1 << 16, BlockSize: 512})
+	case "malloc":
+		_, err = bdev.CreateMalloc(st.bdevs, bdev.MallocParams{Name: "b0", NumBlocks: 1 << 16, BlockSize: 512}, nil)
+	case "file":
+		// The real backend: io_uring completions arrive asynchronously, from inside
+		// the channel's poller, which is where teardown once closed the ring.
+		dir := st.t.TempDir()
+		if fs, err := os.MkdirTemp("/var/tmp", "sluice-step-"); err == nil {
+			dir = fs // O_DIRECT needs a disk file system, not tmpfs
+			st.t.Cleanup(func() { os.RemoveAll(fs) })
+		}
+		_, err = bdev.CreateFile(st.bdevs, bdev.FileParams{Name: "b0", Filename: dir + "/vol", SizeBytes: 64 << 20})
+	case "delay":
+		_, err = bdev.CreateMalloc(st.bdevs, bdev.MallocParams{Name: "base", NumBlocks: 1 << 16, BlockSize: 512}, nil)
+		if err == nil {
+			_, err = bdev.CreateDelay(st.bdevs, bdev.DelayParams{Name: "b0", BaseBdevName: "base",
+				DelayPolls: max(o.delayPolls, 1), Reorder: true})
+		}
+	}
+	if err != nil {
+		st.t.Fatal(err)
+	}
+}
+
+// advance moves the fake clock.
+func (st *stepTarget) advance(d time.Duration) { st.fakeNs.Add(int64(d)) }
 
 var testListen = ListenAddress{TrType: "TCP", AdrFam: "IPv4", TrAddr: "127.0.0.1", TrSvcID: "4420"}
 
@@ -92,6 +144,7 @@ type stepHost struct {
 	in     []byte
 	cntlid uint16
 	maxH2C uint32
+	kato   uint32 // keep-alive timeout the admin Connect asks for, ms
 }
 
 func (st *stepTarget) connect() *stepHost {
@@ -305,7 +358,11 @@ func (h *stepHost) connectQueue(qid uint16, cntlid uint16, cattr uint8) nvme.CQE
 	if qid > 0 {
 		sqsize = 128
 	}
-	cqe := h.call(connectSQE(h.nextCID(), qid, sqsize, cattr), b[:], nil)
+	sqe := connectSQE(h.nextCID(), qid, sqsize, cattr)
+	if qid == 0 {
+		sqe.SetKATO(h.kato)
+	}
+	cqe := h.call(sqe, b[:], nil)
 	if !cqe.Status().Success() {
 		return cqe
 	}

@@ -84,12 +84,13 @@ type Subsystem struct {
 	stats [maxReactors]subsysStats
 
 	mu           sync.Mutex
-	allowAnyHost bool                // +checklocks:mu
-	hosts        map[string]struct{} // +checklocks:mu
-	listeners    []ListenAddress     // +checklocks:mu
-	ctrlrs       map[uint16]*Ctrlr   // +checklocks:mu
-	nextCntlid   uint16              // +checklocks:mu
-	nsList       map[uint32]*Namespace
+	allowAnyHost bool                  // +checklocks:mu
+	hosts        map[string]struct{}   // +checklocks:mu
+	listeners    []ListenAddress       // +checklocks:mu
+	ctrlrs       map[uint16]*Ctrlr     // +checklocks:mu
+	nextCntlid   uint16                // +checklocks:mu
+	nsList       map[uint32]*Namespace // +checklocks:mu
+	deleted      bool                  // +checklocks:mu; DeleteSubsystem took it off the target
 }
 
 // SubsystemParams are nvmf_create_subsystem's parameters.
@@ -211,6 +212,9 @@ func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return nil, fmt.Errorf("subsystem %s is being deleted: %w", s.nqn, ErrNotFound)
+	}
 	nsid := p.NSID
 	if nsid == 0 {
 		for id := uint32(1); id <= s.maxNS; id++ {
@@ -249,7 +253,7 @@ func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, e
 		}
 	}
 	owner := fmt.Sprintf("nvmf %s nsid %d", s.nqn, nsid)
-	if err := b.Claim(owner); err != nil {
+	if err := b.Claim(bdev.ClaimExport, owner); err != nil {
 		return nil, err
 	}
 	for _, o := range s.nsList {

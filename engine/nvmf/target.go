@@ -56,10 +56,18 @@ type Target struct {
 	powerCycles     uint64
 	unsafeShutdowns uint64
 
+	// Lock discipline: reactors take mu (briefly, at Connect) and never listenMu;
+	// nothing waits on a reactor (Do) while holding mu. listenMu serialises listener
+	// changes, which open sockets and register them on reactor 0 with Do.
+	listenMu   sync.Mutex
 	mu         sync.Mutex
 	subsystems map[string]*Subsystem   // +checklocks:mu
 	listeners  map[string]*tcpListener // +checklocks:mu; by endpoint
 	genctr     uint64                  // +checklocks:mu; discovery log generation
+
+	// disc is what discovery controllers read on their reactors, without a lock:
+	// republished under mu on every change that the discovery log shows.
+	disc atomic.Pointer[discoverySnap]
 }
 
 // NewTarget starts the transport's poll groups on every reactor and creates the
@@ -95,6 +103,7 @@ func NewTarget(cfg Config) (*Target, error) {
 		return nil, err
 	}
 	t.subsystems[DiscoveryNQN] = disc
+	t.publishDiscovery()
 	return t, nil
 }
 
@@ -130,33 +139,42 @@ func (t *Target) CreateSubsystem(p SubsystemParams) error {
 		return fmt.Errorf("subsystem %q: %w", p.NQN, ErrExists)
 	}
 	t.subsystems[p.NQN] = s
-	t.bumpGenctrLocked()
+	t.discoveryChangedLocked()
 	return nil
 }
 
 // DeleteSubsystem disconnects its controllers, removes its namespaces (releasing
-// their bdevs) and its listeners.
+// their bdevs) and its listeners. The subsystem is marked deleted first, under its
+// lock, so that a namespace, host or listener added concurrently either lands before
+// (and is removed here) or is refused: nothing is left claimed by a deleted subsystem.
 func (t *Target) DeleteSubsystem(nqn string) error {
 	if nqn == DiscoveryNQN {
 		return fmt.Errorf("the discovery subsystem cannot be deleted: %w", ErrInvalid)
 	}
-	s, err := t.mustSubsystem(nqn)
-	if err != nil {
-		return err
-	}
 	t.mu.Lock()
+	s := t.subsystems[nqn]
+	if s == nil {
+		t.mu.Unlock()
+		return fmt.Errorf("subsystem %q: %w", nqn, ErrNotFound)
+	}
 	delete(t.subsystems, nqn)
-	t.bumpGenctrLocked()
+	s.mu.Lock()
+	s.deleted = true
+	ls := append([]ListenAddress{}, s.listeners...)
+	s.listeners = nil
+	ids := make([]uint32, 0, len(s.nsList))
+	for id := range s.nsList {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	t.discoveryChangedLocked()
 	t.mu.Unlock()
 	t.disconnectAll(s, "subsystem deleted")
-	for _, id := range s.namespaces().active {
-		if err := t.RemoveNamespace(nqn, id); err != nil {
+	for _, id := range ids {
+		if err := t.removeNamespace(s, id); err != nil {
 			t.log.Warn("nvmf: removing namespace of deleted subsystem", "nqn", nqn, "nsid", id, "err", err)
 		}
 	}
-	s.mu.Lock()
-	ls := append([]ListenAddress{}, s.listeners...)
-	s.mu.Unlock()
 	for _, l := range ls {
 		t.releaseListener(l)
 	}
@@ -190,13 +208,18 @@ func (t *Target) AddNamespace(nqn string, p NamespaceParams) (uint32, error) {
 	return ns.ID, nil
 }
 
-// RemoveNamespace unexports a namespace. Its bdev channels are closed on every
-// reactor before this returns, so the bdev can be deleted next.
+// RemoveNamespace unexports a namespace. Every I/O queue lets go of its bdev channel
+// before this returns; commands already in the bdev complete as usual (the channels
+// close once they drained), so the bdev can be deleted next: its delete waits for them.
 func (t *Target) RemoveNamespace(nqn string, nsid uint32) error {
 	s, err := t.mustSubsystem(nqn)
 	if err != nil {
 		return err
 	}
+	return t.removeNamespace(s, nsid)
+}
+
+func (t *Target) removeNamespace(s *Subsystem, nsid uint32) error {
 	ns, err := s.removeNamespace(nsid)
 	if err != nil {
 		return err
@@ -218,7 +241,7 @@ func (t *Target) RemoveNamespace(nqn string, nsid uint32) error {
 func (t *Target) notifyNSChanged(s *Subsystem, nsid uint32) {
 	for _, c := range s.controllers() {
 		c := c
-		sendControl(c.pg.r, func() { c.notifyNSChanged(nsid) })
+		_ = c.pg.r.Post(func() { c.notifyNSChanged(nsid) })
 	}
 }
 
@@ -244,11 +267,17 @@ func (t *Target) AddListener(nqn string, a ListenAddress) error {
 	if err := t.acquireListener(a); err != nil {
 		return err
 	}
+	t.mu.Lock()
 	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		t.mu.Unlock()
+		t.releaseListener(a)
+		return fmt.Errorf("subsystem %q: %w", nqn, ErrNotFound)
+	}
 	s.listeners = append(s.listeners, a)
 	s.mu.Unlock()
-	t.mu.Lock()
-	t.bumpGenctrLocked()
+	t.discoveryChangedLocked()
 	t.mu.Unlock()
 	return nil
 }
@@ -277,19 +306,29 @@ func (t *Target) RemoveListener(nqn string, a ListenAddress) error {
 	}
 	s.listeners = append(s.listeners[:idx], s.listeners[idx+1:]...)
 	s.mu.Unlock()
-	t.releaseListener(a)
 	t.mu.Lock()
-	t.bumpGenctrLocked()
+	t.discoveryChangedLocked()
 	t.mu.Unlock()
+	t.releaseListener(a)
 	return nil
 }
 
+// acquireListener takes a reference on the listener of a's endpoint, opening the
+// socket and registering it on reactor 0 when it is the first. It waits on reactor 0
+// holding listenMu only, which no reactor takes.
 func (t *Target) acquireListener(a ListenAddress) error {
+	t.listenMu.Lock()
+	defer t.listenMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if l := t.listeners[a.endpoint()]; l != nil {
 		l.refs++
+		t.mu.Unlock()
 		return nil
+	}
+	stopping := t.stopping.Load()
+	t.mu.Unlock()
+	if stopping {
+		return fmt.Errorf("listen on %s: target shutting down: %w", a.endpoint(), ErrBusy)
 	}
 	fd, err := listenTCP(a)
 	if err != nil {
@@ -305,26 +344,37 @@ func (t *Target) acquireListener(a ListenAddress) error {
 		}
 		return err
 	}
+	t.mu.Lock()
 	t.listeners[a.endpoint()] = l
+	t.mu.Unlock()
 	t.log.Info("nvmf: listening", "address", a.endpoint())
 	return nil
 }
 
+// releaseListener drops a reference and closes the socket with the last one.
 func (t *Target) releaseListener(a ListenAddress) {
+	t.listenMu.Lock()
+	defer t.listenMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	l := t.listeners[a.endpoint()]
 	if l == nil {
+		t.mu.Unlock()
 		return
 	}
 	l.refs--
 	if l.refs > 0 {
+		t.mu.Unlock()
 		return
 	}
 	delete(t.listeners, a.endpoint())
+	t.discoveryChangedLocked()
+	t.mu.Unlock()
 	t.closeListener(l)
 }
 
+// closeListener unregisters and closes a listener's socket.
+//
+// Preconditions: listenMu held, mu not held.
 func (t *Target) closeListener(l *tcpListener) {
 	r0 := t.pgs[0].r
 	_ = r0.Do(func() { r0.RemoveFD(l.fd, l.tok) })
@@ -341,16 +391,22 @@ func (t *Target) AddHost(nqn, host string) error {
 	if err != nil {
 		return err
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	s.mu.Lock()
 	_, dup := s.hosts[host]
-	s.hosts[host] = struct{}{}
+	if !dup && !s.deleted {
+		s.hosts[host] = struct{}{}
+	}
+	deleted := s.deleted
 	s.mu.Unlock()
-	if dup {
+	switch {
+	case deleted:
+		return fmt.Errorf("subsystem %q: %w", nqn, ErrNotFound)
+	case dup:
 		return fmt.Errorf("host %s on %s: %w", host, nqn, ErrExists)
 	}
-	t.mu.Lock()
-	t.bumpGenctrLocked()
-	t.mu.Unlock()
+	t.discoveryChangedLocked()
 	return nil
 }
 
@@ -360,11 +416,16 @@ func (t *Target) RemoveHost(nqn, host string) error {
 	if err != nil {
 		return err
 	}
+	t.mu.Lock()
 	s.mu.Lock()
 	_, ok := s.hosts[host]
 	delete(s.hosts, host)
 	anyHost := s.allowAnyHost
 	s.mu.Unlock()
+	if ok {
+		t.discoveryChangedLocked()
+	}
+	t.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("host %s on %s: %w", host, nqn, ErrNotFound)
 	}
@@ -376,9 +437,6 @@ func (t *Target) RemoveHost(nqn, host string) error {
 			}
 		}
 	}
-	t.mu.Lock()
-	t.bumpGenctrLocked()
-	t.mu.Unlock()
 	return nil
 }
 
@@ -391,12 +449,12 @@ func (t *Target) SetAllowAnyHost(nqn string, allow bool) error {
 	if s.discovery {
 		return fmt.Errorf("the discovery subsystem always allows any host: %w", ErrInvalid)
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	s.mu.Lock()
 	s.allowAnyHost = allow
 	s.mu.Unlock()
-	t.mu.Lock()
-	t.bumpGenctrLocked()
-	t.mu.Unlock()
+	t.discoveryChangedLocked()
 	return nil
 }
 
@@ -421,19 +479,53 @@ func (t *Target) Subsystems() []SubsystemInfo {
 	return out
 }
 
-// bumpGenctrLocked changes the discovery log generation and tells discovery
-// controllers that asked for it.
+// discoverySnap is the discovery log's source: immutable once published, so that a
+// discovery controller builds its log page on its reactor without taking a lock that
+// the control plane may hold.
+type discoverySnap struct {
+	genctr    uint64
+	endpoints []ListenAddress // sorted; an endpoint's port ID is its index + 1
+	subs      []discoverySub  // sorted by NQN; the discovery subsystem excluded
+}
+
+type discoverySub struct {
+	nqn       string
+	allowAny  bool
+	hosts     map[string]struct{}
+	listeners []ListenAddress
+}
+
+func (d *discoverySnap) portID(a ListenAddress) uint16 {
+	for i, e := range d.endpoints {
+		if e.sameEndpoint(a) {
+			return uint16(i + 1)
+		}
+	}
+	return 0
+}
+
+func (d *discoverySub) allows(hostNQN string) bool {
+	if d.allowAny {
+		return true
+	}
+	_, ok := d.hosts[hostNQN]
+	return ok
+}
+
+// discoveryChangedLocked changes the discovery log generation, publishes the new
+// snapshot, and tells discovery controllers that asked for it.
 //
-// Preconditions: t.mu held.
-func (t *Target) bumpGenctrLocked() {
+// Preconditions: t.mu held (it takes each subsystem's mu after it).
+func (t *Target) discoveryChangedLocked() {
 	t.genctr++
+	t.publishDiscoveryLocked()
 	disc := t.subsystems[DiscoveryNQN]
 	if disc == nil {
 		return
 	}
 	for _, c := range disc.controllers() {
 		c := c
-		sendControl(c.pg.r, func() {
+		_ = c.pg.r.Post(func() {
 			if c.feat.asyncEvents&nvme.AECDiscoveryLogChange != 0 {
 				c.raiseEvent(nvme.AENDiscoveryLogChange.DW0())
 			}
@@ -441,60 +533,60 @@ func (t *Target) bumpGenctrLocked() {
 	}
 }
 
-// discoveryLog builds the discovery log page for a host: every subsystem it may
-// connect to, on every listener, plus the discovery subsystem's own entries.
-func (t *Target) discoveryLog(hostNQN string) []byte {
+// publishDiscovery republishes the snapshot without a generation change (setup).
+func (t *Target) publishDiscovery() {
 	t.mu.Lock()
-	genctr := t.genctr
-	ss := make([]*Subsystem, 0, len(t.subsystems))
-	for _, s := range t.subsystems {
-		ss = append(ss, s)
-	}
-	var endpoints []ListenAddress
+	defer t.mu.Unlock()
+	t.publishDiscoveryLocked()
+}
+
+// +checklocks:t.mu
+func (t *Target) publishDiscoveryLocked() {
+	d := &discoverySnap{genctr: t.genctr}
 	for _, l := range t.listeners {
-		endpoints = append(endpoints, l.addr)
+		d.endpoints = append(d.endpoints, l.addr)
 	}
-	t.mu.Unlock()
-	sort.Slice(ss, func(i, j int) bool { return ss[i].nqn < ss[j].nqn })
-	sort.Slice(endpoints, func(i, j int) bool { return endpoints[i].endpoint() < endpoints[j].endpoint() })
-	var es []nvme.DiscoveryLogEntry
-	for _, s := range ss {
+	sort.Slice(d.endpoints, func(i, j int) bool { return d.endpoints[i].endpoint() < d.endpoints[j].endpoint() })
+	for _, s := range t.subsystems {
 		if s.discovery {
-			for _, a := range endpoints {
-				es = append(es, discoveryEntry(a, DiscoveryNQN, nvme.SubTypeCurrentDiscovery, t.portID(a)))
-			}
-			continue
-		}
-		if !s.hostAllowed(hostNQN) {
 			continue
 		}
 		s.mu.Lock()
-		ls := append([]ListenAddress{}, s.listeners...)
+		ds := discoverySub{nqn: s.nqn, allowAny: s.allowAnyHost, hosts: make(map[string]struct{}, len(s.hosts)),
+			listeners: append([]ListenAddress{}, s.listeners...)}
+		for h := range s.hosts {
+			ds.hosts[h] = struct{}{}
+		}
 		s.mu.Unlock()
-		for _, a := range ls {
-			es = append(es, discoveryEntry(a, s.nqn, nvme.SubTypeNVMe, t.portID(a)))
+		d.subs = append(d.subs, ds)
+	}
+	sort.Slice(d.subs, func(i, j int) bool { return d.subs[i].nqn < d.subs[j].nqn })
+	t.disc.Store(d)
+}
+
+// discoveryLog builds the discovery log page for a host from the published snapshot:
+// every subsystem it may connect to, on every listener, plus the discovery
+// subsystem's own entries. It takes no lock.
+//
+// Preconditions: on a reactor (it allocates: the discovery log is the control path).
+func (t *Target) discoveryLog(hostNQN string) []byte {
+	d := t.disc.Load()
+	var es []nvme.DiscoveryLogEntry
+	for _, a := range d.endpoints {
+		es = append(es, discoveryEntry(a, DiscoveryNQN, nvme.SubTypeCurrentDiscovery, d.portID(a)))
+	}
+	for i := range d.subs {
+		ds := &d.subs[i]
+		if !ds.allows(hostNQN) {
+			continue
+		}
+		for _, a := range ds.listeners {
+			es = append(es, discoveryEntry(a, ds.nqn, nvme.SubTypeNVMe, d.portID(a)))
 		}
 	}
 	b := make([]byte, nvme.DiscoveryLogLen(len(es)))
-	_ = nvme.MarshalDiscoveryLog(b, genctr, es)
+	_ = nvme.MarshalDiscoveryLog(b, d.genctr, es)
 	return b
-}
-
-// portID numbers listeners by endpoint, so that entries of one port share an ID.
-func (t *Target) portID(a ListenAddress) uint16 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	keys := make([]string, 0, len(t.listeners))
-	for k := range t.listeners {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		if k == a.endpoint() {
-			return uint16(i + 1)
-		}
-	}
-	return 0
 }
 
 func discoveryEntry(a ListenAddress, nqn string, subtype uint8, portID uint16) nvme.DiscoveryLogEntry {
@@ -545,12 +637,18 @@ func (t *Target) Stats() Stats {
 // closed or ctx ends.
 func (t *Target) Shutdown(ctx context.Context) error {
 	t.stopping.Store(true)
+	t.listenMu.Lock()
 	t.mu.Lock()
+	ls := make([]*tcpListener, 0, len(t.listeners))
 	for k, l := range t.listeners {
 		delete(t.listeners, k)
-		t.closeListener(l)
+		ls = append(ls, l)
 	}
 	t.mu.Unlock()
+	for _, l := range ls {
+		t.closeListener(l)
+	}
+	t.listenMu.Unlock()
 	for _, pg := range t.pgs {
 		pg := pg
 		_ = pg.r.Do(func() {
@@ -571,7 +669,9 @@ func (t *Target) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			// Out of patience: close what is left without waiting.
+			// Out of patience: close what is left without waiting for the host.
+			// Commands still inside a bdev keep their connections until they
+			// complete; the bdev layer releases the channels after them.
 			for _, pg := range t.pgs {
 				pg := pg
 				_ = pg.r.Do(func() {

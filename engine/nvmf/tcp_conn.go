@@ -1,7 +1,10 @@
 package nvmf
 
 import (
+	"fmt"
 	"sync/atomic"
+
+	"sluice/engine/internal/invariants"
 
 	"golang.org/x/sys/unix"
 
@@ -650,6 +653,9 @@ func (c *tcpConn) maybeFinishClose() {
 	}
 	c.state = connStateClosed
 	c.abandonSends()
+	if invariants.Enabled {
+		c.checkAllFree()
+	}
 	if c.tok >= 0 {
 		c.pg.r.RemoveFD(c.fd, c.tok)
 		c.tok = -1
@@ -663,6 +669,26 @@ func (c *tcpConn) maybeFinishClose() {
 	}
 	c.rbuf = nil
 	c.pg.t.log.Debug("nvmf: connection closed", "peer", c.peer, "reason", c.reason)
+}
+
+// checkAllFree asserts that a closed connection holds no request, buffer or CID.
+func (c *tcpConn) checkAllFree() {
+	if len(c.free) != len(c.reqs) {
+		panic(fmt.Sprintf("nvmf: connection %s closed with %d of %d requests not free",
+			c.peer, len(c.reqs)-len(c.free), len(c.reqs)))
+	}
+	for i := range c.reqs {
+		r := &c.reqs[i]
+		if r.state != reqStateFree || !r.buf.IsZero() || r.cidSet {
+			panic(fmt.Sprintf("nvmf: closed connection's request %d: state %v buffer %v cid %v",
+				i, r.state, !r.buf.IsZero(), r.cidSet))
+		}
+	}
+	for _, w := range c.cidBusy {
+		if w != 0 {
+			panic("nvmf: closed connection still marks CIDs busy")
+		}
+	}
 }
 
 // checkTimeouts closes connections that never finished setting up, and drains that

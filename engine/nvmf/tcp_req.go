@@ -1,7 +1,10 @@
 package nvmf
 
 import (
+	"fmt"
+
 	"sluice/engine/bdev"
+	"sluice/engine/internal/invariants"
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 )
@@ -396,6 +399,9 @@ func (r *request) queueC2H(success bool) bool {
 func (r *request) release() {
 	if r.state == reqStateFree {
 		return
+	}
+	if invariants.Enabled && r.state == reqStateExecuting && r.io.InFlight() {
+		panic(fmt.Sprintf("nvmf: request %d released while its I/O is in the bdev", r.idx))
 	}
 	c := r.c
 	if !r.buf.IsZero() {

@@ -6,7 +6,10 @@
 // instance, runs its active pollers, runs due timed pollers, and accounts the
 // iteration as busy or idle. Everything a reactor owns (connections, queue pairs, I/O
 // channels) is touched only from that loop; other goroutines reach it by Send, which
-// pushes a message on a bounded lock-free MPSC ring.
+// pushes a message on a bounded lock-free MPSC ring. Delivery is reliable: when the
+// ring is full a message waits in an overflow list, in order, so that a control
+// message (a teardown, a notice, a Connect's answer) is never dropped and its sender
+// never blocks (a reactor blocked on another reactor's ring could deadlock with it).
 //
 // Poll modes: ModeBusy never sleeps; ModeAdaptive (the default) sleeps in epoll_wait
 // after it has been idle for IdleSpin, woken by an eventfd when a message arrives or

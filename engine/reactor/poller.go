@@ -10,6 +10,7 @@ type Poller struct {
 	periodNs int64
 	dueNs    int64
 	id       uint64
+	removed  bool
 }
 
 // Name is the poller's name, for stats and traces.
@@ -42,10 +43,12 @@ func (r *Reactor) AddTimedPoller(name string, period time.Duration, fn func() bo
 	return p
 }
 
-// RemovePoller unregisters p. It is safe to call from inside a poller, including p.
+// RemovePoller unregisters p. It is safe to call from inside a poller, including p:
+// p never runs again, not even later in the iteration that removed it.
 //
 // Preconditions: called on the reactor.
 func (r *Reactor) RemovePoller(p *Poller) {
+	p.removed = true
 	list := &r.pollers
 	if p.periodNs > 0 {
 		list = &r.timed
@@ -67,7 +70,7 @@ func (r *Reactor) RemovePoller(p *Poller) {
 func (r *Reactor) runTimed(now int64) bool {
 	busy := false
 	for _, p := range r.timed {
-		if now < p.dueNs {
+		if p.removed || now < p.dueNs {
 			continue
 		}
 		// Schedule from now rather than from the old due time, so that a reactor

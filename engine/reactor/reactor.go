@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,11 +52,8 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("poll mode %q: want busy, adaptive or interrupt", s)
 }
 
-// ErrRingFull is returned by Send when the reactor's message ring has no room: the
-// reactor is not keeping up, and the caller must retry later or fail its request.
-var ErrRingFull = errors.New("reactor message ring full")
-
-// ErrStopped is returned by Send and Do once the reactor has stopped.
+// ErrStopped is returned by Send and Do once the reactor has stopped: the message was
+// not queued and will never run.
 var ErrStopped = errors.New("reactor stopped")
 
 // Msg is a unit of work sent to a reactor. Fn runs on the reactor with Arg. Callers on
@@ -80,6 +78,9 @@ type Config struct {
 	Mode     Mode          // how to wait when idle
 	IdleSpin time.Duration // adaptive mode: idle time before sleeping
 	RingSize int           // message ring capacity, power of two
+	// Clock, when set, replaces the monotonic clock (nanoseconds, never decreasing):
+	// tests that step a reactor by hand use it to make timers fire deterministically.
+	Clock func() int64
 }
 
 // DefaultIdleSpin keeps an adaptive reactor awake through the gaps between requests
@@ -95,6 +96,16 @@ const maxMsgsPerIteration = 256
 type Reactor struct {
 	cfg  Config
 	msgs *MPSC[Msg]
+
+	// overflow holds messages sent while the ring was full, in send order. While it
+	// holds any (overflowN > 0) every sender queues there too, so that a sender's
+	// messages keep their order whichever path each took; the reactor takes from it
+	// only once the ring is empty. It is the rare path: a mutex and an append are fine.
+	overflowN  atomic.Int64
+	overflowMu sync.Mutex
+	overflow   []Msg // +checklocks:overflowMu
+	spill      []Msg // the reactor's batch taken from overflow; reactor-owned
+	overflowed atomic.Uint64
 
 	sleeping atomic.Bool   // set while the loop is (about to be) in epoll_wait
 	stopping atomic.Bool   // Stop was called
@@ -117,6 +128,7 @@ type Reactor struct {
 	events     []unix.EpollEvent
 
 	base   time.Time
+	now    func() int64 // Config.Clock, or the monotonic clock since base
 	nowNs  int64
 	idleAt int64 // when the current idle run started; -1 while busy
 	tid    atomic.Int32
@@ -150,6 +162,10 @@ func New(cfg Config) (*Reactor, error) {
 		base:    time.Now(),
 		idleAt:  -1,
 	}
+	r.now = cfg.Clock
+	if r.now == nil {
+		r.now = func() int64 { return int64(time.Since(r.base)) }
+	}
 	if _, err := r.AddFD(evfd, unix.EPOLLIN, wakeHandler{evfd}); err != nil {
 		r.closeFDs()
 		return nil, err
@@ -180,7 +196,7 @@ func (r *Reactor) TID() int { return int(r.tid.Load()) }
 // Preconditions: called on the reactor.
 func (r *Reactor) Now() int64 { return r.nowNs }
 
-func (r *Reactor) clock() int64 { return int64(time.Since(r.base)) }
+func (r *Reactor) clock() int64 { return r.now() }
 
 // Start runs the loop on a new goroutine locked to a pinned OS thread. It returns once
 // the thread is pinned, or with the pinning error.
@@ -243,7 +259,9 @@ func (r *Reactor) PollOnce() bool {
 		busy = true
 	}
 	for _, p := range r.pollers {
-		if p.fn() {
+		// A poller removed by an earlier one in this iteration must not run: its
+		// owner may already have freed what it polls.
+		if !p.removed && p.fn() {
 			busy = true
 		}
 	}
@@ -283,7 +301,37 @@ func (r *Reactor) drainMessages() bool {
 		m.Fn(m.Arg)
 		n++
 	}
+	if n < maxMsgsPerIteration && r.overflowN.Load() > 0 && r.msgs.Empty() {
+		n += r.drainOverflow(maxMsgsPerIteration - n)
+	}
 	return n > 0
+}
+
+// drainOverflow runs up to max messages from the overflow list, oldest first. The
+// count drops only after a message ran, so that senders keep queueing behind it until
+// the list is empty.
+func (r *Reactor) drainOverflow(max int) int {
+	r.overflowMu.Lock()
+	k := min(max, len(r.overflow))
+	r.spill = append(r.spill[:0], r.overflow[:k]...)
+	rest := copy(r.overflow, r.overflow[k:])
+	clear(r.overflow[rest:])
+	r.overflow = r.overflow[:rest]
+	r.overflowMu.Unlock()
+	for i := range r.spill {
+		m := r.spill[i]
+		r.spill[i] = Msg{}
+		m.Fn(m.Arg)
+		r.overflowN.Add(-1)
+	}
+	return k
+}
+
+// pendingMessages reports whether anything waits in the ring or the overflow list.
+//
+// Preconditions: called on the reactor.
+func (r *Reactor) pendingMessages() bool {
+	return !r.msgs.Empty() || r.overflowN.Load() > 0
 }
 
 func (r *Reactor) pollFDs() bool {
@@ -310,7 +358,7 @@ func (r *Reactor) dispatch(n int) {
 // Send checks it after pushing, so one of the two always sees the other.
 func (r *Reactor) sleep() {
 	r.sleeping.Store(true)
-	if !r.msgs.Empty() || r.stopping.Load() {
+	if r.pendingMessages() || r.stopping.Load() {
 		r.sleeping.Store(false)
 		return
 	}
@@ -335,14 +383,19 @@ func (r *Reactor) sleep() {
 	}
 }
 
-// Send queues fn(arg) to run on the reactor. It is safe from any goroutine, including
-// other reactors, and allocates nothing when fn is long-lived and arg is a pointer.
+// Send queues fn(arg) to run on the reactor. Delivery is reliable and never blocks:
+// when the ring is full the message goes to an overflow list, and the messages of one
+// sender run in the order it sent them. It fails only once the reactor is stopping.
+// It is safe from any goroutine, including other reactors and the reactor itself
+// (the message runs in a later step, never inside the caller), and allocates nothing
+// while the ring has room, when fn is long-lived and arg a pointer.
 func (r *Reactor) Send(fn func(any), arg any) error {
 	if r.stopping.Load() {
 		return ErrStopped
 	}
-	if !r.msgs.Push(Msg{Fn: fn, Arg: arg}) {
-		return ErrRingFull
+	m := Msg{Fn: fn, Arg: arg}
+	if r.overflowN.Load() > 0 || !r.msgs.Push(m) {
+		r.pushOverflow(m)
 	}
 	if r.sleeping.Load() {
 		sys.SignalEventfd(r.evfd)
@@ -350,20 +403,29 @@ func (r *Reactor) Send(fn func(any), arg any) error {
 	return nil
 }
 
+func (r *Reactor) pushOverflow(m Msg) {
+	r.overflowMu.Lock()
+	r.overflowN.Add(1)
+	r.overflow = append(r.overflow, m)
+	r.overflowMu.Unlock()
+	r.overflowed.Add(1)
+}
+
+// Post queues fn to run on the reactor, with Send's delivery guarantees. It allocates
+// a closure, so it serves the control path (teardown, notices, connects), never per
+// I/O; a message that must be sent per I/O uses Send with a long-lived fn.
+func (r *Reactor) Post(fn func()) error {
+	return r.Send(func(any) { fn() }, nil)
+}
+
 // Do runs fn on the reactor and waits for it: the control plane's way to read or
 // change reactor-owned state. It allocates and may wait, so it is never used on the
-// I/O path.
+// I/O path, never called on a reactor, and never called while holding a lock that a
+// reactor may take (the reactor would wait for the lock, and the lock for the reactor).
 func (r *Reactor) Do(fn func()) error {
 	done := make(chan struct{})
-	for {
-		err := r.Send(func(any) { fn(); close(done) }, nil)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrRingFull) {
-			return err
-		}
-		time.Sleep(50 * time.Microsecond)
+	if err := r.Send(func(any) { fn(); close(done) }, nil); err != nil {
+		return err
 	}
 	select {
 	case <-done:
@@ -435,6 +497,9 @@ type Stats struct {
 	Sleeps     uint64 `json:"sleeps"`
 	Pollers    int    `json:"pollers"`
 	TID        int    `json:"tid"`
+	// Overflowed counts messages that found the ring full and took the overflow
+	// list: nonzero means the ring is too small for the bursts it gets.
+	Overflowed uint64 `json:"overflowed_msgs"`
 }
 
 // Stats reads the reactor's counters. Safe from any goroutine.
@@ -444,5 +509,6 @@ func (r *Reactor) Stats() Stats {
 		BusyNs: r.busyNs.Load(), IdleNs: r.idleNs.Load(),
 		Iterations: r.iterations.Load(), Sleeps: r.sleeps.Load(),
 		Pollers: int(r.npollers.Load()), TID: r.TID(),
+		Overflowed: r.overflowed.Load(),
 	}
 }

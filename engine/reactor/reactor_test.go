@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,24 +225,124 @@ func TestSendAfterStop(t *testing.T) {
 	r.Stop() // idempotent
 }
 
-func TestSendRingFull(t *testing.T) {
+// TestSendOverflowKeepsEveryMessageInOrder: a full ring never loses a message, and
+// each sender's messages run in the order it sent them, whichever path each took.
+func TestSendOverflowKeepsEveryMessageInOrder(t *testing.T) {
+	r, err := New(Config{Core: -1, RingSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.closeFDs()
+	const senders, perSender = 4, 500
+	var got [senders][]int
+	fn := func(arg any) {
+		m := arg.([2]int)
+		got[m[0]] = append(got[m[0]], m[1])
+	}
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perSender; i++ {
+				if err := r.Send(fn, [2]int{s, i}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for stop := false; !stop; {
+		select {
+		case <-done:
+			stop = true
+		default:
+		}
+		r.PollOnce()
+	}
+	for r.PollOnce() {
+	}
+	for s := 0; s < senders; s++ {
+		if len(got[s]) != perSender {
+			t.Fatalf("sender %d: %d of %d messages ran", s, len(got[s]), perSender)
+		}
+		for i, v := range got[s] {
+			if v != i {
+				t.Fatalf("sender %d: message %d ran in place %d", s, v, i)
+			}
+		}
+	}
+	if r.Stats().Overflowed == 0 {
+		t.Fatal("a 4-slot ring never overflowed: the test did not exercise the overflow list")
+	}
+}
+
+// TestSendFromMessageDuringOverflow: a message that sends to its own reactor while the
+// overflow list is in use is queued behind it, not lost and not run inline.
+func TestSendFromMessageDuringOverflow(t *testing.T) {
 	r, err := New(Config{Core: -1, RingSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.closeFDs()
-	fn := func(any) {}
-	for i := 0; i < 2; i++ {
-		if err := r.Send(fn, nil); err != nil {
-			t.Fatal(err)
+	var order []int
+	var self func(any)
+	self = func(arg any) {
+		n := arg.(int)
+		order = append(order, n)
+		if n < 10 {
+			_ = r.Send(self, n+10)
 		}
 	}
-	if err := r.Send(fn, nil); err != ErrRingFull {
-		t.Fatalf("third Send on a 2-slot ring: %v", err)
+	for i := 0; i < 5; i++ {
+		_ = r.Send(self, i)
 	}
+	for i := 0; i < 20; i++ {
+		r.PollOnce()
+	}
+	if len(order) != 10 {
+		t.Fatalf("ran %v, want 10 messages", order)
+	}
+	for i := 0; i < 5; i++ {
+		if order[i] != i || order[5+i] != 10+i {
+			t.Fatalf("order %v", order)
+		}
+	}
+}
+
+// TestPollerRemovedDuringIterationDoesNotRun: a poller that removes a later one (as a
+// bdev channel closed from a completion removes its own poller) must not see it run
+// again in the same iteration.
+func TestPollerRemovedDuringIterationDoesNotRun(t *testing.T) {
+	r := newTestReactor(t, ModeBusy)
+	defer r.closeFDs()
+	var second *Poller
+	ranAfterRemoval := false
+	removed := false
+	r.AddPoller("first", func() bool {
+		if !removed {
+			r.RemovePoller(second)
+			removed = true
+		}
+		return false
+	})
+	second = r.AddPoller("second", func() bool {
+		if removed {
+			ranAfterRemoval = true
+		}
+		return false
+	})
+	var timed *Poller
+	timedRan := false
+	r.AddPoller("third", func() bool { r.RemovePoller(timed); return false })
+	timed = r.AddTimedPoller("timed", time.Nanosecond, func() bool { timedRan = true; return false })
+	time.Sleep(time.Millisecond)
 	r.PollOnce()
-	if err := r.Send(fn, nil); err != nil {
-		t.Fatalf("Send after drain: %v", err)
+	r.PollOnce()
+	if ranAfterRemoval || timedRan {
+		t.Fatalf("removed pollers ran: active %v timed %v", ranAfterRemoval, timedRan)
 	}
 }
 
