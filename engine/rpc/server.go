@@ -40,7 +40,10 @@ type ServerOptions struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing one response to a client that does not read.
 	WriteTimeout time.Duration
-	// MaxConns bounds concurrent connections; more are answered with -16 and closed.
+	// MaxConns bounds concurrent connections. At the limit a new connection takes the
+	// place of the one idle longest (waiting for its next request, or dribbling one),
+	// so idle or stuck clients can never lock the operator out; only when every
+	// connection is running a request is the newcomer answered with -16 and closed.
 	MaxConns int
 	// Logger receives connection-level events; nil means the registry's logger.
 	Logger *slog.Logger
@@ -150,6 +153,10 @@ func (s *Server) accept(c net.Conn) {
 		return
 	}
 	sc := &serverConn{srv: s, conn: c}
+	sc.idleSince.Store(time.Now().UnixNano())
+	if len(s.conns) >= s.opts.MaxConns {
+		s.evictIdleLocked()
+	}
 	if len(s.conns) >= s.opts.MaxConns {
 		// Tell a human with nc why, rather than closing silently.
 		s.handlers.Add(1)
@@ -164,6 +171,29 @@ func (s *Server) accept(c net.Conn) {
 	s.conns[sc] = struct{}{}
 	s.handlers.Add(1)
 	go sc.serve()
+}
+
+// evictIdleLocked closes the connection idle longest, if any is idle.
+//
+// +checklocks:s.mu
+func (s *Server) evictIdleLocked() {
+	var victim *serverConn
+	for c := range s.conns {
+		if c.busy.Load() {
+			continue
+		}
+		if victim == nil || c.idleSince.Load() < victim.idleSince.Load() {
+			victim = c
+		}
+	}
+	if victim == nil {
+		return
+	}
+	delete(s.conns, victim)
+	idle := time.Since(time.Unix(0, victim.idleSince.Load()))
+	s.log.Info("rpc: connection limit reached; closing the connection idle longest",
+		"limit", s.opts.MaxConns, "idle", idle.Round(time.Millisecond))
+	victim.conn.Close()
 }
 
 // Shutdown stops accepting, closes idle connections, and waits for requests in flight to
@@ -207,6 +237,11 @@ type serverConn struct {
 	srv  *Server
 	conn net.Conn
 
+	// busy is set while a request runs; idleSince is when the last one finished (or
+	// the connection opened), in Unix nanoseconds. Both guide eviction at the limit.
+	busy      atomic.Bool
+	idleSince atomic.Int64
+
 	// mu orders arming the read deadline against Shutdown's interruptRead, so that an
 	// idle connection cannot miss the shutdown and sleep for a whole IdleTimeout.
 	mu sync.Mutex
@@ -248,10 +283,13 @@ func (c *serverConn) serve() {
 			c.readFailed(err)
 			return
 		}
-		if resp := s.reg.serveMessage(s.baseCtx, msg); resp != nil {
-			if !c.write(resp) {
-				return
-			}
+		c.busy.Store(true)
+		resp := s.reg.serveMessage(s.baseCtx, msg)
+		ok := resp == nil || c.write(resp)
+		c.idleSince.Store(time.Now().UnixNano())
+		c.busy.Store(false)
+		if !ok {
+			return
 		}
 	}
 }

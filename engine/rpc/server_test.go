@@ -270,18 +270,49 @@ func TestIdleTimeout(t *testing.T) {
 	c.expectClosed(t) // within the 10 s test deadline, after about 50 ms
 }
 
-func TestMaxConns(t *testing.T) {
+// TestMaxConnsAllBusy: only when every connection is running a request is a newcomer
+// refused, with -16.
+func TestMaxConnsAllBusy(t *testing.T) {
 	path, _, _ := startServer(t, ServerOptions{MaxConns: 1})
 	first := dialTest(t, path)
-	if err := first.Call(context.Background(), "test_echo", nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	done := make(chan error, 1)
+	go func() { done <- first.Call(context.Background(), "test_sleep", map[string]int{"ms": 500}, nil) }()
+	time.Sleep(100 * time.Millisecond)
 	c := dialRaw(t, path)
 	want := `{"jsonrpc":"2.0","id":null,"error":{"code":-16,"message":"server busy: 1 connections already open"}}`
 	if got := c.line(t); got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 	c.expectClosed(t)
+	if err := <-done; err != nil {
+		t.Fatalf("the busy connection's request: %v", err)
+	}
+}
+
+// TestIdleClientsCannotLockOutTheOperator: a full house of idle connections (and one
+// dribbling half a request) makes room for the operator at once, oldest idle first.
+func TestIdleClientsCannotLockOutTheOperator(t *testing.T) {
+	const limit = 64
+	path, _, _ := startServer(t, ServerOptions{MaxConns: limit})
+	idle := make([]*rawConn, 0, limit)
+	for i := 0; i < limit; i++ {
+		c := dialRaw(t, path)
+		if i == 0 {
+			c.send(t, `{"jsonrpc":"2.0","id":1,"meth`) // a request never finished
+		}
+		idle = append(idle, c)
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		op := dialTest(t, path)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := op.Call(ctx, "test_echo", nil, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("operator %d locked out by %d idle clients: %v", i, limit, err)
+		}
+		idle[i].expectClosed(t) // the longest idle went first
+	}
 }
 
 func TestShutdown(t *testing.T) {
