@@ -98,6 +98,20 @@ func (ctrlr *Ctrlr) identify(r *request) nvme.Status {
 		var l nvme.NSList
 		nvme.ActiveNSList(&l, ctrlr.subsys.namespaces().active, nsid)
 		l.MarshalTo(page)
+	case nvme.CNSIOCSNamespace:
+		// The NVM command set's I/O-command-set-specific namespace structure: all
+		// zeros for a namespace without end-to-end protection or extended formats.
+		if r.sqe.IdentifyCSI() != 0 {
+			return nvme.StatusInvalidField.WithDNR()
+		}
+		if ctrlr.subsys.namespaces().get(nsid) == nil {
+			return nvme.StatusInvalidNamespaceOrFormat.WithDNR()
+		}
+	case nvme.CNSIOCSController:
+		// The NVM set's controller structure: zeros (no VSL, WZSL, WUSL, DMRL limits).
+		if r.sqe.IdentifyCSI() != 0 {
+			return nvme.StatusInvalidField.WithDNR()
+		}
 	case nvme.CNSNSIDDescriptorList:
 		ns := ctrlr.subsys.namespaces().get(nsid)
 		if ns == nil {
@@ -339,8 +353,15 @@ func (ctrlr *Ctrlr) setFeatures(r *request) nvme.Status {
 		ctrlr.wceOff.Store(v&nvme.VWCEnable == 0)
 	case nvme.FeatNumberOfQueues:
 		if ctrlr.ioqSet {
-			// The count may be set once per controller lifetime (Base §5.27.1.7).
-			return nvme.StatusCommandSequenceError.WithDNR()
+			if ctrlr.hasIOQueues() {
+				// Only before any I/O queue exists (Base §5.27.1.7).
+				return nvme.StatusCommandSequenceError.WithDNR()
+			}
+			// Asked again before any queue: the grant stands (SPDK and nvmet answer
+			// so rather than fail).
+			n := ctrlr.numIOQ
+			r.cqe.SetDW0(nvme.NumberOfQueues(n-1, n-1))
+			return nvme.StatusSuccess
 		}
 		nsq, ncq := nvme.DecodeNumberOfQueues(v)
 		if nsq == 0xFFFF || ncq == 0xFFFF {
@@ -436,6 +457,15 @@ func (ctrlr *Ctrlr) getFeatures(r *request) nvme.Status {
 	}
 	r.cqe.SetDW0(v)
 	return nvme.StatusSuccess
+}
+
+func (ctrlr *Ctrlr) hasIOQueues() bool {
+	for _, q := range ctrlr.ioqs {
+		if q != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func pick(current bool, v uint32) uint32 {

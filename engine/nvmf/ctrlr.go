@@ -105,7 +105,10 @@ const (
 	errLogLen    = 64 // error log entries kept (ELPE+1)
 	maxChangedNS = 1024
 	kasUnitMs    = 100 // Identify KAS granularity
-	nvmeVersion  = 0x00010300
+	// discoveryKATOMs is the keep-alive a discovery controller gets when its host asks
+	// for none (SPDK's and nvmet's default).
+	discoveryKATOMs = 120_000
+	nvmeVersion     = 0x00010300
 )
 
 // Ctrlr is one NVMe controller: created by an admin-queue Connect, owned by that
@@ -150,6 +153,14 @@ func newCtrlr(t *Target, s *Subsystem, c *tcpConn, hostNQN string, hostID [16]by
 	return ctrlr
 }
 
+// hostLabel names a host for logs: an empty host NQN is an anonymous host.
+func hostLabel(nqn string) string {
+	if nqn == "" {
+		return "(anonymous)"
+	}
+	return nqn
+}
+
 // checkKeepAlive destroys the controller when the host missed its keep-alive.
 func (ctrlr *Ctrlr) checkKeepAlive(now int64) {
 	if ctrlr.dead || ctrlr.katoMs == 0 {
@@ -158,7 +169,7 @@ func (ctrlr *Ctrlr) checkKeepAlive(now int64) {
 	if now-ctrlr.lastKA > int64(ctrlr.katoMs)*1e6 {
 		ctrlr.t.counters.keepAliveTimeouts.Add(1)
 		ctrlr.t.log.Warn("nvmf: keep-alive timeout, destroying controller",
-			"subnqn", ctrlr.subsys.nqn, "cntlid", ctrlr.cntlid, "hostnqn", ctrlr.hostNQN, "kato_ms", ctrlr.katoMs)
+			"subnqn", ctrlr.subsys.nqn, "cntlid", ctrlr.cntlid, "hostnqn", hostLabel(ctrlr.hostNQN), "kato_ms", ctrlr.katoMs)
 		ctrlr.destroy("keep-alive timeout")
 	}
 }
@@ -228,7 +239,12 @@ func (ctrlr *Ctrlr) addIOQueue(qid uint16, c *tcpConn) nvme.Status {
 		return nvme.StatusConnectInvalidParameters.WithDNR()
 	case !ctrlr.csts.RDY || ctrlr.cc.SHN != 0 || ctrlr.closing > 0:
 		return nvme.StatusCommandSequenceError
-	case qid > ctrlr.numIOQ || int(qid) >= len(ctrlr.ioqs):
+	case ctrlr.cc.IOSQES != 6 || ctrlr.cc.IOCQES != 4:
+		// The host never set the entry sizes (SPDK refuses the same).
+		return nvme.StatusConnectInvalidParameters.WithDNR()
+	case int(qid) >= len(ctrlr.ioqs):
+		// Bounded by the transport's queue limit, not by the Set Features grant:
+		// SPDK and nvmet do the same, and a host that asked for fewer may still add.
 		return nvme.StatusConnectInvalidParameters.WithDNR()
 	case ctrlr.ioqs[qid] != nil:
 		return nvme.StatusConnectInvalidParameters.WithDNR()

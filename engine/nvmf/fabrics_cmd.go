@@ -87,8 +87,13 @@ func (c *tcpConn) execConnect(r *request) {
 		connectFail(r, nvme.ConnectDataSubNQNOffset, nvme.IATTRData)
 		return
 	}
+	// An empty host NQN is an anonymous host (SPDK's initiator sends one unless told
+	// a name): like SPDK and nvmet, only a subsystem that allows any host admits it.
 	if !s.hostAllowed(cd.HostNQN) {
-		t.log.Info("nvmf: host not allowed", "subnqn", cd.SubNQN, "hostnqn", cd.HostNQN, "peer", c.peer)
+		t.log.Info("nvmf: host not allowed", "subnqn", cd.SubNQN, "hostnqn", hostLabel(cd.HostNQN),
+			"anonymous", cd.HostNQN == "", "peer", c.peer)
+		// nvmet points at the host NQN field; SPDK leaves DW0 zero. Pointing helps.
+		r.cqe.SetDW0(nvme.ConnectInvalidParamDW0(nvme.ConnectDataHostNQNOffset, nvme.IATTRData))
 		r.complete(nvme.StatusConnectInvalidHost.WithDNR())
 		return
 	}
@@ -114,7 +119,13 @@ func (c *tcpConn) connectAdmin(r *request, s *Subsystem, cd nvme.ConnectData, sq
 		connectFail(r, nvme.ConnectDataCNTLIDOffset, nvme.IATTRData)
 		return
 	}
-	ctrlr := newCtrlr(c.pg.t, s, c, cd.HostNQN, cd.HostID, r.sqe.KATO())
+	kato := roundKATO(r.sqe.KATO())
+	if kato == 0 && s.discovery {
+		// A discovery controller that asks for none still gets one, as with SPDK and
+		// nvmet: otherwise a vanished host's discovery session would never be reaped.
+		kato = discoveryKATOMs
+	}
+	ctrlr := newCtrlr(c.pg.t, s, c, cd.HostNQN, cd.HostID, kato)
 	if err := s.addCtrlr(ctrlr); err != nil {
 		r.complete(nvme.StatusConnectControllerBusy)
 		return
@@ -123,7 +134,7 @@ func (c *tcpConn) connectAdmin(r *request, s *Subsystem, cd nvme.ConnectData, sq
 	c.qp = qpair{ctrlr: ctrlr, subsys: s, qid: 0, sqsize: sqsize, sqflowOff: sqflowOff,
 		stats: &s.stats[c.pg.idx]}
 	c.pg.t.log.Info("nvmf: controller created", "subnqn", s.nqn, "cntlid", ctrlr.cntlid,
-		"hostnqn", cd.HostNQN, "peer", c.peer, "kato_ms", ctrlr.katoMs)
+		"hostnqn", hostLabel(cd.HostNQN), "anonymous", cd.HostNQN == "", "peer", c.peer, "kato_ms", ctrlr.katoMs)
 	r.cqe.SetDW0(nvme.ConnectSuccessDW0(ctrlr.cntlid, 0))
 	r.complete(nvme.StatusSuccess)
 }
@@ -140,6 +151,11 @@ func (c *tcpConn) connectIO(r *request, s *Subsystem, cd nvme.ConnectData, qid, 
 		connectFail(r, nvme.ConnectDataHostNQNOffset, nvme.IATTRData)
 		return
 	}
+	// Stricter than SPDK and nvmet, on purpose: neither compares the host ID of an I/O
+	// queue with its admin queue's. Every initiator known sends one host ID per
+	// controller, so no host is refused; but the host ID is the reservation identity,
+	// and for anonymous hosts (empty NQN) it is the only thing that keeps one host
+	// from adding queues to another's controller by guessing its CNTLID.
 	if ctrlr.hostID != cd.HostID {
 		connectFail(r, nvme.ConnectDataHostIDOffset, nvme.IATTRData)
 		return
@@ -233,9 +249,14 @@ func (ctrlr *Ctrlr) propertySet(r *request) nvme.Status {
 func (ctrlr *Ctrlr) setCC(n nvme.CC) nvme.Status {
 	old := ctrlr.cc
 	if n.EN && !old.EN {
-		// Entry sizes 64/16 bytes, 4 KiB pages, round robin, NVM or admin-only set.
-		if n.MPS != 0 || n.AMS != 0 || (n.CSS != 0 && n.CSS != 7) ||
-			(n.IOSQES != 0 && n.IOSQES != 6) || (n.IOCQES != 0 && n.IOCQES != 4) {
+		// 4 KiB pages, round robin; the NVM set (0), all supported I/O sets (6: NVM is
+		// the only one) or admin only (7). Entry sizes, 64/16 bytes, are checked at I/O
+		// queue Connect as SPDK does, and not at all on a discovery controller (nvmet
+		// skips them there for older hosts).
+		if n.MPS != 0 || n.AMS != 0 || (n.CSS != 0 && n.CSS != 6 && n.CSS != 7) {
+			return nvme.StatusInvalidField.WithDNR()
+		}
+		if !ctrlr.subsys.discovery && ((n.IOSQES != 0 && n.IOSQES != 6) || (n.IOCQES != 0 && n.IOCQES != 4)) {
 			return nvme.StatusInvalidField.WithDNR()
 		}
 	} else if old.EN && (n.MPS != old.MPS || n.AMS != old.AMS || n.CSS != old.CSS) {

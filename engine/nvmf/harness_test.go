@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,7 +110,11 @@ func (st *stepTarget) makeBdev(o stepOpts) {
 		_, err = bdev.CreateMalloc(st.bdevs, bdev.MallocParams{Name: "b0", NumBlocks: 1 << 16, BlockSize: 512}, nil)
 	case "file":
 		// The real backend: io_uring completions arrive asynchronously, from inside
-		// the channel's poller, which is where teardown once closed the ring.
+		// the channel's poller, which is where teardown once closed the ring. The
+		// stepping goroutine keeps one thread, as a reactor does: io_uring delivers a
+		// completion through the submitting thread's task work.
+		runtime.LockOSThread()
+		st.t.Cleanup(runtime.UnlockOSThread)
 		dir := st.t.TempDir()
 		if fs, err := os.MkdirTemp("/var/tmp", "sluice-step-"); err == nil {
 			dir = fs // O_DIRECT needs a disk file system, not tmpfs
@@ -183,8 +188,8 @@ func (h *stepHost) send(b []byte) {
 // recv steps the target until n bytes came back.
 func (h *stepHost) recv(n int) []byte {
 	got := 0
-	for i := 0; got < n; i++ {
-		if i > 100000 {
+	for deadline := time.Now().Add(30 * time.Second); got < n; {
+		if time.Now().After(deadline) {
 			h.st.t.Fatalf("target sent %d of %d expected bytes", got, n)
 		}
 		h.st.poll(1)
@@ -214,7 +219,7 @@ func (h *stepHost) recvPDU() (nvme.CommonHeader, []byte) {
 
 // expectEOF checks that the target closed the connection.
 func (h *stepHost) expectEOF() {
-	for i := 0; i < 100000; i++ {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		h.st.poll(1)
 		var b [1]byte
 		n, err := unix.Read(h.fd, b[:])

@@ -52,6 +52,8 @@ type CtrlrInfo struct {
 	KATOMs    uint32 `json:"kato_ms"`
 	Reactor   int    `json:"reactor"`
 	Discovery bool   `json:"discovery,omitempty"`
+	// Anonymous: the host sent an empty host NQN (SPDK's initiator does unless told one).
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // QPairInfo describes one connected queue pair.
@@ -115,7 +117,7 @@ func (t *Target) Controllers(nqn string) ([]CtrlrInfo, error) {
 		var in CtrlrInfo
 		_ = c.pg.r.Do(func() {
 			in = CtrlrInfo{CNTLID: c.cntlid, HostNQN: c.hostNQN, HostID: hex.EncodeToString(c.hostID[:]),
-				KATOMs: c.katoMs, Reactor: c.pg.r.ID(), Discovery: s.discovery}
+				KATOMs: c.katoMs, Reactor: c.pg.r.ID(), Discovery: s.discovery, Anonymous: c.hostNQN == ""}
 			for _, q := range c.ioqs {
 				if q != nil {
 					in.IOQueues++

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -366,6 +367,17 @@ type SubsystemInfo struct {
 	Listeners     []ListenAddress `json:"listen_addresses"`
 	Namespaces    []NSInfo        `json:"namespaces,omitempty"`
 	Controllers   int             `json:"controllers"`
+	// ConnectedHosts lists the hosts with live controllers, an anonymous host (empty
+	// host NQN) flagged as such and told apart by its host ID.
+	ConnectedHosts []ConnectedHost `json:"connected_hosts"`
+}
+
+// ConnectedHost is one host with live controllers on a subsystem.
+type ConnectedHost struct {
+	HostNQN   string   `json:"hostnqn"`
+	HostID    string   `json:"hostid"`
+	Anonymous bool     `json:"anonymous,omitempty"`
+	CNTLIDs   []uint16 `json:"cntlids"`
 }
 
 // HostInfo names an allowed host.
@@ -386,7 +398,8 @@ func (s *Subsystem) info() SubsystemInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := SubsystemInfo{NQN: s.nqn, Subtype: "NVMe", AllowAnyHost: s.allowAnyHost,
-		Hosts: []HostInfo{}, Listeners: append([]ListenAddress{}, s.listeners...), Controllers: len(s.ctrlrs)}
+		Hosts: []HostInfo{}, Listeners: append([]ListenAddress{}, s.listeners...), Controllers: len(s.ctrlrs),
+		ConnectedHosts: connectedHosts(s.ctrlrs)}
 	if s.discovery {
 		in.Subtype = "Discovery"
 	} else {
@@ -423,4 +436,36 @@ func parseHexInto(dst []byte, s string) error {
 	}
 	copy(dst, b)
 	return nil
+}
+
+// connectedHosts groups live controllers by host (NQN and host ID, which never change
+// after Connect, so reading them off the reactor is safe).
+func connectedHosts(ctrlrs map[uint16]*Ctrlr) []ConnectedHost {
+	type key struct {
+		nqn string
+		id  [16]byte
+	}
+	at := map[key]int{}
+	out := []ConnectedHost{}
+	for id, c := range ctrlrs {
+		k := key{c.hostNQN, c.hostID}
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, ConnectedHost{HostNQN: c.hostNQN, HostID: hex.EncodeToString(c.hostID[:]),
+				Anonymous: c.hostNQN == ""})
+		}
+		out[i].CNTLIDs = append(out[i].CNTLIDs, id)
+	}
+	for i := range out {
+		slices.Sort(out[i].CNTLIDs)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].HostNQN != out[j].HostNQN {
+			return out[i].HostNQN < out[j].HostNQN
+		}
+		return out[i].HostID < out[j].HostID
+	})
+	return out
 }

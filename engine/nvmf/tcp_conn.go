@@ -400,7 +400,8 @@ func (c *tcpConn) handleICReq() {
 	c.sendLayout.HDGST, c.sendLayout.DDGST = c.recvLayout.HDGST, c.recvLayout.DDGST
 	c.sendLayout.PDA = req.HPDA
 	c.maxH2C = c.pg.t.opts.MaxH2CData
-	resp := nvme.ICResp{PFV: 0, CPDA: 0, DGST: req.DGST, MAXH2CDATA: c.maxH2C}
+	// Echo only the two digest bits: the rest of the byte is reserved.
+	resp := nvme.ICResp{PFV: 0, CPDA: 0, DGST: req.DGST & (nvme.DigestHeader | nvme.DigestData), MAXH2CDATA: c.maxH2C}
 	nvme.FrameHeader(nvme.PDUTypeICResp, 0, 0, c.sendLayout).Put(c.icresp[:])
 	resp.Put(c.icresp[:])
 	c.state = connStateRunning

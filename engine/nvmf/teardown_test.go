@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,9 +45,12 @@ func (h *stepHost) inflightWrites(n int) {
 // every buffer and bdev channel came back.
 func (st *stepTarget) settle(keep int) {
 	st.t.Helper()
-	for i := 0; len(st.pg.conns) > keep; i++ {
-		if i > 100000 {
-			st.t.Fatalf("%d connections still open, want %d", len(st.pg.conns), keep)
+	// Bounded by time, not by steps: a FUA write's fdatasync on a busy disk takes
+	// tens of milliseconds, thousands of steps.
+	deadline := time.Now().Add(teardownDeadline)
+	for len(st.pg.conns) > keep {
+		if time.Now().After(deadline) {
+			st.t.Fatalf("%d connections still open, want %d:%s", len(st.pg.conns), keep, st.describeConns())
 		}
 		st.poll(1)
 	}
@@ -54,6 +59,23 @@ func (st *stepTarget) settle(keep int) {
 		return
 	}
 	st.checkNoLeaks()
+}
+
+func (st *stepTarget) describeConns() string {
+	var b strings.Builder
+	for _, bd := range st.bdevs.List() {
+		fmt.Fprintf(&b, "\n  bdev %s: open channels %d, iostat %+v", bd.Name(), bd.OpenChannels(), bd.IOStat())
+	}
+	for c := range st.pg.conns {
+		fmt.Fprintf(&b, "\n  conn qid %d state %v inflight %d closeOut %v sq %d stalled %v:", c.qp.qid, c.state,
+			c.inflight, c.closeOut, c.sqLen, c.stalled)
+		for i := range c.reqs {
+			if r := &c.reqs[i]; r.state != reqStateFree {
+				fmt.Fprintf(&b, " [%d %v io %v]", i, r.state, r.io.InFlight())
+			}
+		}
+	}
+	return b.String()
 }
 
 // checkNoLeaks: with no connection left, no data buffer is in use and no bdev channel
@@ -77,13 +99,13 @@ func (st *stepTarget) checkNoLeaks() {
 func (st *stepTarget) rpc(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() { errc <- fn() }()
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(2 * teardownDeadline); ; {
 		select {
 		case err := <-errc:
 			return err
 		default:
 		}
-		if i > 1e7 {
+		if time.Now().After(deadline) {
 			st.t.Fatal("control-plane call never returned")
 		}
 		st.poll(1)
@@ -118,11 +140,14 @@ func propGetCSTS(h *stepHost) nvme.CSTS {
 	return nvme.DecodeCSTS(c.DW0())
 }
 
+// teardownDeadline bounds each wait for a teardown to finish.
+const teardownDeadline = 30 * time.Second
+
 // drainUntilEOF reads and discards what the target still sends, then expects the close.
 func (h *stepHost) drainUntilEOF() {
 	h.st.t.Helper()
 	buf := make([]byte, 1<<16)
-	for i := 0; i < 1e6; i++ {
+	for deadline := time.Now().Add(teardownDeadline); time.Now().Before(deadline); {
 		h.st.poll(1)
 		n, err := unix.Read(h.fd, buf)
 		if err == unix.EAGAIN {
@@ -414,13 +439,13 @@ func eachBackend(t *testing.T, fn func(t *testing.T, module string)) {
 }
 
 func stepUntil(st *stepTarget, done <-chan struct{}) {
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(2 * teardownDeadline); ; {
 		select {
 		case <-done:
 			return
 		default:
 		}
-		if i > 1e7 {
+		if time.Now().After(deadline) {
 			st.t.Fatal("calls never returned")
 		}
 		st.poll(1)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -43,8 +44,12 @@ type Dialer interface {
 
 // Options configure a controller association. The zero value is usable.
 type Options struct {
-	// HostNQN is sent in every Connect. Empty: DefaultHostNQN().
+	// HostNQN is sent in every Connect. Empty: DefaultHostNQN(), unless Anonymous.
 	HostNQN string
+	// Anonymous sends an empty host NQN, as SPDK's initiator does when it is given
+	// none: targets admit such a host only where any host is allowed. HostID then
+	// defaults to a random one, as SPDK's is.
+	Anonymous bool
 	// HostID is the 128-bit host identifier sent in every Connect. Zero: the UUID of
 	// DefaultHostNQN (so the pair is stable on one machine, as nvme-cli's is).
 	HostID [16]byte
@@ -90,14 +95,25 @@ const (
 
 // withDefaults fills zero values and validates the rest.
 func (o Options) withDefaults() (Options, error) {
-	if o.HostNQN == "" {
-		o.HostNQN = DefaultHostNQN()
-	}
-	if err := nvme.ValidateNQN(o.HostNQN); err != nil {
-		return o, fmt.Errorf("host nqn: %w", err)
-	}
-	if o.HostID == ([16]byte{}) {
-		o.HostID = hostIDFor(o.HostNQN)
+	switch {
+	case o.Anonymous && o.HostNQN != "":
+		return o, errors.New("nvme/tcp host: Anonymous with a host NQN")
+	case o.Anonymous:
+		if o.HostID == ([16]byte{}) {
+			if _, err := rand.Read(o.HostID[:]); err != nil {
+				return o, fmt.Errorf("host id: %w", err)
+			}
+		}
+	default:
+		if o.HostNQN == "" {
+			o.HostNQN = DefaultHostNQN()
+		}
+		if err := nvme.ValidateNQN(o.HostNQN); err != nil {
+			return o, fmt.Errorf("host nqn: %w", err)
+		}
+		if o.HostID == ([16]byte{}) {
+			o.HostID = hostIDFor(o.HostNQN)
+		}
 	}
 	if o.KATO == 0 {
 		o.KATO = DefaultKATO

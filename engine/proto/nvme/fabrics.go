@@ -200,10 +200,13 @@ func (e *ConnectDataError) Error() string {
 
 func (e *ConnectDataError) Unwrap() error { return e.Err }
 
-var errNQNNotTerminated = errors.New("nqn field has no NUL terminator")
+var errNQNNotTerminated = errors.New("nqn field has no NUL within its first 224 bytes")
 
-// DecodeConnectData decodes and validates Connect data: each NQN field must be
-// NUL-terminated within its 256 bytes and pass [ValidateNQN]. Failures are
+// DecodeConnectData decodes Connect data. Each NQN field must hold a NUL within its
+// first 224 bytes (an NQN is at most 223 bytes, Base §4.5), and that is all: the bytes
+// before it are returned as they are, empty (SPDK's initiator sends an empty host NQN
+// unless told one) or in any format, as SPDK's target and Linux nvmet accept them. The
+// subsystem lookup and the host allow-list decide what a name is worth. Failures are
 // *ConnectDataError naming the field; the zero value comes back with any error.
 func DecodeConnectData(b []byte) (ConnectData, error) {
 	if len(b) < ConnectDataLen {
@@ -223,32 +226,38 @@ func DecodeConnectData(b []byte) (ConnectData, error) {
 }
 
 func decodeNQNField(b []byte, off int) (string, error) {
-	f := b[off : off+NQNFieldLen]
+	f := b[off : off+NQNMaxLen+1]
 	i := bytes.IndexByte(f, 0)
 	if i < 0 {
 		return "", &ConnectDataError{IPO: uint16(off), Err: errNQNNotTerminated}
 	}
-	s := string(f[:i])
-	if err := ValidateNQN(s); err != nil {
-		return "", &ConnectDataError{IPO: uint16(off), Err: err}
-	}
-	return s, nil
+	return string(f[:i]), nil
 }
 
 // MarshalTo validates the NQNs and writes the Connect data to b, zeroing reserved bytes.
+// An empty host NQN is allowed: it is an anonymous host, as SPDK's initiator sends.
 func (d *ConnectData) MarshalTo(b *[ConnectDataLen]byte) error {
 	if err := ValidateNQN(d.SubNQN); err != nil {
 		return &ConnectDataError{IPO: ConnectDataSubNQNOffset, Err: err}
 	}
-	if err := ValidateNQN(d.HostNQN); err != nil {
-		return &ConnectDataError{IPO: ConnectDataHostNQNOffset, Err: err}
+	if d.HostNQN != "" {
+		if err := ValidateNQN(d.HostNQN); err != nil {
+			return &ConnectDataError{IPO: ConnectDataHostNQNOffset, Err: err}
+		}
 	}
+	d.Put(b)
+	return nil
+}
+
+// Put writes the Connect data to b as it is, zeroing reserved bytes; names longer than
+// 223 bytes are cut. A host uses MarshalTo; Put serves tools that send what they are
+// given, and the decoder's round-trip test.
+func (d *ConnectData) Put(b *[ConnectDataLen]byte) {
 	*b = [ConnectDataLen]byte{}
 	copy(b[0:16], d.HostID[:])
 	le.PutUint16(b[16:18], d.CNTLID)
-	PutNQN(b[256:512], d.SubNQN)
-	PutNQN(b[512:768], d.HostNQN)
-	return nil
+	PutNQN(b[256:512], d.SubNQN[:min(len(d.SubNQN), NQNMaxLen)])
+	PutNQN(b[512:768], d.HostNQN[:min(len(d.HostNQN), NQNMaxLen)])
 }
 
 // Controller properties (Fabrics §3.5 / Base §3.1.4, Figure "Property Definition"):

@@ -1,6 +1,7 @@
 package nvme
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -96,8 +97,11 @@ func TestConnectDataErrors(t *testing.T) {
 				b[i] = 'a'
 			}
 		}, 256},
-		{"subnqn bad", func(b []byte) { b[256] = 'x' }, 256},
-		{"hostnqn empty", func(b []byte) { b[512] = 0 }, 512},
+		{"subnqn 224 bytes", func(b []byte) {
+			for i := 256; i < 256+224; i++ {
+				b[i] = 'a'
+			}
+		}, 256},
 		{"hostnqn unterminated", func(b []byte) {
 			for i := 512; i < 768; i++ {
 				b[i] = 'a'
@@ -117,6 +121,32 @@ func TestConnectDataErrors(t *testing.T) {
 	}
 	if _, err := DecodeConnectData(good[:1023]); err != ErrShortBuffer {
 		t.Error("short")
+	}
+	// What SPDK's target and nvmet accept, the decoder accepts: an empty host NQN (an
+	// anonymous host, as spdk_nvme_perf sends), any format, a 223-byte name.
+	for _, tc := range []struct {
+		name string
+		mut  func(b []byte)
+		host string
+	}{
+		{"hostnqn empty", func(b []byte) { clear(b[512:768]) }, ""},
+		{"hostnqn free form", func(b []byte) { clear(b[512:768]); copy(b[512:], "host-a") }, "host-a"},
+		{"hostnqn 223 bytes", func(b []byte) {
+			clear(b[512:768])
+			copy(b[512:], bytes.Repeat([]byte{'h'}, 223))
+		}, string(bytes.Repeat([]byte{'h'}, 223))},
+	} {
+		b := good
+		tc.mut(b[:])
+		got, err := DecodeConnectData(b[:])
+		if err != nil || got.HostNQN != tc.host || got.SubNQN != d.SubNQN {
+			t.Errorf("%s: %+v, %v", tc.name, got, err)
+		}
+	}
+	anon := d
+	anon.HostNQN = ""
+	if err := anon.MarshalTo(&good); err != nil {
+		t.Errorf("MarshalTo with an empty host NQN (anonymous host): %v", err)
 	}
 	bad := d
 	bad.HostNQN = "host"
@@ -218,7 +248,7 @@ func TestFabricsErrorStrings(t *testing.T) {
 		t.Fatalf("long nqn not shortened: %v", err)
 	}
 	ce := &ConnectDataError{IPO: 512, Err: errNQNNotTerminated}
-	if ce.Error() != "connect data @512: nqn field has no NUL terminator" {
+	if ce.Error() != "connect data @512: nqn field has no NUL within its first 224 bytes" {
 		t.Fatal(ce.Error())
 	}
 }

@@ -140,15 +140,17 @@ func (ch CommonHeader) Layout(p LayoutParams) (Layout, error) {
 }
 
 // checkFlags checks the digest and SUCCESS flags (CH @1).
+//
+// As strict as SPDK's target and Linux nvmet, no stricter: a digest flag on a PDU type
+// that carries no digest (ICReq, TermReq), or for a digest that was not negotiated, is
+// ignored by both and so here; a negotiated digest whose flag is missing is refused, as
+// nvmet does, because the receiver could not tell where the header or data ends.
 func (ch CommonHeader) checkFlags(hd bool, full uint32, p LayoutParams) error {
-	if (ch.Flags&CHFlagHDGSTF != 0) != hd {
+	if hd && ch.Flags&CHFlagHDGSTF == 0 {
 		return errLayoutHDGSTF
 	}
 	dd := ch.Type.AllowsDDGST() && p.DDGST
 	ddf := ch.Flags&CHFlagDDGSTF != 0
-	if ddf && !dd {
-		return errLayoutDDGSTF
-	}
 	// A PDU has data when plen runs past the header; a malformed plen is reported
 	// at FEI 4 later, in field order.
 	if dd && !ddf && ch.PLen > full {
@@ -169,7 +171,8 @@ func (ch CommonHeader) dataLayout(l Layout, full uint32, p LayoutParams) (Layout
 		return Layout{}, errLayoutPDOZero
 	case pdo != 0 && pdo < full:
 		return Layout{}, errLayoutPDOLow
-	case pdo%((uint32(p.PDA)+1)*4) != 0:
+	case p.PDA != 0 && pdo%((uint32(p.PDA)+1)*4) != 0:
+		// Checked only when an alignment was negotiated, as SPDK does.
 		return Layout{}, errLayoutPDOAlign
 	case ch.PLen >= full && pdo > ch.PLen:
 		return Layout{}, errLayoutPDOHigh

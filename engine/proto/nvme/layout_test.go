@@ -34,19 +34,9 @@ var layoutErrorCases = []layoutErrorCase{
 		PLen: 28}, atHost, 0},
 	{"ICResp at controller", CommonHeader{Type: PDUTypeICResp, HLen: 128, PLen: 128},
 		atCtrl, 0},
-	{"HDGSTF not negotiated", CommonHeader{Type: capCmd, Flags: fHD, HLen: 72, PLen: 76},
-		atCtrl, 1},
 	{"HDGSTF missing", CommonHeader{Type: capCmd, HLen: 72, PLen: 72}, atCtrlHD, 1},
-	{"HDGSTF on TermReq", CommonHeader{Type: PDUTypeH2CTermReq, Flags: fHD, HLen: 24,
-		PLen: 24}, atCtrlHD, 1},
-	{"HDGSTF on ICReq", CommonHeader{Type: PDUTypeICReq, Flags: fHD, HLen: 128,
-		PLen: 128}, atCtrl, 1},
-	{"DDGSTF not negotiated", CommonHeader{Type: capCmd, Flags: fDD, HLen: 72, PDO: 72,
-		PLen: 72 + 512 + 4}, atCtrl, 1},
 	{"DDGSTF missing with data", CommonHeader{Type: capCmd, HLen: 72, PDO: 72,
 		PLen: 72 + 512}, atCtrlDD, 1},
-	{"DDGSTF on CapsuleResp", CommonHeader{Type: PDUTypeCapsuleResp, Flags: fDD,
-		HLen: 24, PLen: 24}, LayoutParams{Receiver: RoleHost, DDGST: true}, 1},
 	{"SUCCESS without LAST", CommonHeader{Type: PDUTypeC2HData, Flags: fSucc, HLen: 24,
 		PDO: 24, PLen: 28}, atHost, 1},
 	{"CapsuleCmd hlen 71", CommonHeader{Type: capCmd, HLen: 71, PLen: 71}, atCtrl, 2},
@@ -205,5 +195,37 @@ func TestPDUErrorString(t *testing.T) {
 		t.Fatal("zero digest of zero header accepted")
 	} else if pe := err.(*PDUError); pe.FES != FESHeaderDigestError {
 		t.Fatal(pe)
+	}
+}
+
+// TestLayoutIgnoresDigestFlagsLikeSPDKAndNvmet: a digest flag on a type that carries no
+// digest, or for a digest that was not negotiated, is ignored by SPDK's target and by
+// nvmet, so it is here: the PDU is laid out as if the flag were clear.
+func TestLayoutIgnoresDigestFlagsLikeSPDKAndNvmet(t *testing.T) {
+	atCtrl := LayoutParams{Receiver: RoleController}
+	atCtrlHD := LayoutParams{Receiver: RoleController, HDGST: true}
+	for _, tc := range []struct {
+		name string
+		ch   CommonHeader
+		p    LayoutParams
+		want Layout
+	}{
+		{"HDGSTF not negotiated", CommonHeader{Type: PDUTypeCapsuleCmd, Flags: CHFlagHDGSTF, HLen: 72, PLen: 72},
+			atCtrl, Layout{Type: PDUTypeCapsuleCmd, HLen: 72, PLen: 72}},
+		{"HDGSTF on TermReq", CommonHeader{Type: PDUTypeH2CTermReq, Flags: CHFlagHDGSTF, HLen: 24, PLen: 24},
+			atCtrlHD, Layout{Type: PDUTypeH2CTermReq, HLen: 24, PLen: 24, DataOffset: 24}},
+		{"HDGSTF on ICReq", CommonHeader{Type: PDUTypeICReq, Flags: CHFlagHDGSTF, HLen: 128, PLen: 128},
+			atCtrl, Layout{Type: PDUTypeICReq, HLen: 128, PLen: 128}},
+		{"DDGSTF not negotiated", CommonHeader{Type: PDUTypeCapsuleCmd, Flags: CHFlagDDGSTF, HLen: 72, PDO: 72, PLen: 72 + 512},
+			atCtrl, Layout{Type: PDUTypeCapsuleCmd, HLen: 72, PLen: 584, DataOffset: 72, DataLen: 512}},
+		{"DDGSTF on CapsuleResp", CommonHeader{Type: PDUTypeCapsuleResp, Flags: CHFlagDDGSTF, HLen: 24, PLen: 24},
+			LayoutParams{Receiver: RoleHost, DDGST: true}, Layout{Type: PDUTypeCapsuleResp, HLen: 24, PLen: 24}},
+		{"PDO unaligned with PDA 0", CommonHeader{Type: PDUTypeCapsuleCmd, HLen: 72, PDO: 74, PLen: 74 + 512},
+			atCtrl, Layout{Type: PDUTypeCapsuleCmd, HLen: 72, PLen: 586, Pad: 2, DataOffset: 74, DataLen: 512}},
+	} {
+		got, err := tc.ch.Layout(tc.p)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, tc.want)
+		}
 	}
 }
