@@ -1,7 +1,8 @@
 // Package nvme owns the NVMe and NVMe/TCP wire formats: the NVMe/TCP PDU headers and
 // their framing rules, CRC32C digests, submission and completion queue entries, status
 // codes, the Fabrics command set (Connect, Property Get/Set), Identify data structures,
-// log pages, and Set/Get Features encodings.
+// log pages, Set/Get Features encodings, and the reservation commands (Register,
+// Acquire, Release, Report), their data structures and the reservation notification log.
 //
 // Who calls it: the NVMe-oF target (engine/nvmf) and the Go NVMe/TCP initiator
 // (engine/nvmf/host). Every codec therefore has both an encoder and a decoder, and every
