@@ -77,7 +77,7 @@ func (s Status) String() string {
 // Done once, and reuses it for every request, so submitting allocates nothing.
 type IO struct {
 	Type   IOType
-	FUA    bool   // write, write zeroes: durable before completion
+	FUA    bool   // write, write zeroes, unmap: durable before completion
 	Offset uint64 // bytes, a multiple of the block size
 	Length uint64 // bytes, a multiple of the block size
 	Buf    []byte // read/write data, len(Buf) == Length; off-heap memory
@@ -508,3 +508,10 @@ func (b *Bdev) depth() int {
 
 // InFlight reports whether io was submitted and has not completed yet.
 func (io *IO) InFlight() bool { return io.inFlight }
+
+// durable reports whether the I/O must be on stable storage when it completes: a
+// write, write zeroes or unmap with FUA (a deallocation is a change of contents too:
+// with the host's write cache off, a punched hole must survive a power loss).
+func (io *IO) durable() bool {
+	return io.FUA && (io.Type == IOWrite || io.Type == IOWriteZeroes || io.Type == IOUnmap)
+}

@@ -339,7 +339,7 @@ func (c *fileChannel) start(io *IO) bool {
 
 func (c *fileChannel) startAs(io *IO, kind slotKind) bool {
 	need := 1
-	if io.FUA && (io.Type == IOWrite || io.Type == IOWriteZeroes) {
+	if io.durable() {
 		need = 2
 	}
 	if len(c.free) == 0 || c.ring.Space() < need {
@@ -376,7 +376,7 @@ func (c *fileChannel) issue(id int32) bool {
 	io := s.io
 	ud := uint64(id) << 1
 	fd := c.be.fd
-	durable := io.FUA && (io.Type == IOWrite || io.Type == IOWriteZeroes)
+	durable := io.durable()
 	switch s.kind {
 	case kindSync:
 		if !c.ring.PrepFsync(fd, uring.FsyncDatasync, 0, ud|fileTagSync) {

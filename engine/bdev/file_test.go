@@ -324,7 +324,15 @@ func TestFileFlushAndFUASync(t *testing.T) {
 	if n := syncs(); n != 3 {
 		t.Fatalf("after FUA write zeroes: %d fdatasync, want 3", n)
 	}
-	if st := g.b.IOStat(); st.NumFlushOps != 1 || st.NumWriteOps != 2 || st.NumWriteZeroesOps != 1 {
+	g.mustDo(t, IO{Type: IOUnmap, Offset: 0, Length: 4096})
+	if n := syncs(); n != 3 {
+		t.Fatalf("after a plain unmap: %d fdatasync, want still 3", n)
+	}
+	g.mustDo(t, IO{Type: IOUnmap, FUA: true, Offset: 4096, Length: 4096})
+	if n := syncs(); n != 4 {
+		t.Fatalf("after FUA unmap: %d fdatasync, want 4", n)
+	}
+	if st := g.b.IOStat(); st.NumFlushOps != 1 || st.NumWriteOps != 2 || st.NumWriteZeroesOps != 1 || st.NumUnmapOps != 2 {
 		t.Fatalf("iostat %+v", st)
 	}
 }

@@ -292,9 +292,14 @@ func (ctrlr *Ctrlr) errorLog() []byte {
 }
 
 // healthLog reports real counters of the I/O the subsystem has done since the daemon
-// started. There is no temperature sensor; the temperature fields stay 0.
+// started; power cycles, unsafe shutdowns and power-on hours are kept across restarts.
+// There is no temperature sensor: the composite temperature stays 0 and so do the
+// sensor fields, whose 0 means "not implemented" (Base: a temperature sensor field that
+// reports 0h is not implemented), with WCTEMP and CCTEMP 0 in Identify (no thresholds).
+// No spare capacity is consumed and no media wears: Available Spare 100%, Percentage
+// Used 0, which are those facts, not placeholders.
 func (ctrlr *Ctrlr) healthLog() nvme.SMARTLog {
-	ur, uw, reads, writes, media, busyNs := ctrlr.subsys.healthTotals()
+	ur, uw, reads, writes, media, busySecs := ctrlr.subsys.healthTotals()
 	t := ctrlr.t
 	return nvme.SMARTLog{
 		AvailableSpare:    100,
@@ -302,8 +307,8 @@ func (ctrlr *Ctrlr) healthLog() nvme.SMARTLog {
 		DataUnitsWritten:  nvme.DataUnits(uw * 512),
 		HostReadCommands:  nvme.Uint128{Lo: reads},
 		HostWriteCommands: nvme.Uint128{Lo: writes},
-		// Busy time is in minutes, rounded up once any command ran.
-		ControllerBusyTime: nvme.Uint128{Lo: (busyNs + 60e9 - 1) / 60e9},
+		// Minutes with at least one I/O command outstanding, a started minute counted.
+		ControllerBusyTime: nvme.Uint128{Lo: (busySecs + 59) / 60},
 		PowerCycles:        nvme.Uint128{Lo: t.powerCycles},
 		PowerOnHours:       nvme.Uint128{Lo: t.powerOnHours()},
 		UnsafeShutdowns:    nvme.Uint128{Lo: t.unsafeShutdowns},
@@ -406,9 +411,11 @@ func (ctrlr *Ctrlr) getFeatures(r *request) nvme.Status {
 	fid := r.sqe.FeatureID()
 	sel := r.sqe.FeatureSEL()
 	if sel == 3 {
-		// Supported capabilities: every feature here is changeable, none saveable
-		// or namespace specific.
-		r.cqe.SetDW0(1 << 2)
+		caps, ok := ctrlr.featureCapabilities(fid)
+		if !ok {
+			return nvme.StatusInvalidField.WithDNR()
+		}
+		r.cqe.SetDW0(caps)
 		return nvme.StatusSuccess
 	}
 	current := sel == 0
@@ -466,6 +473,33 @@ func (ctrlr *Ctrlr) hasIOQueues() bool {
 		}
 	}
 	return false
+}
+
+// Get Features SEL 011b capability bits (Base: bit 0 saveable, bit 1 namespace
+// specific, bit 2 changeable).
+const featChangeable = 1 << 2
+
+// featureCapabilities answers SEL 011b for the features this controller serves, and
+// only for those: none is saveable (Set Features refuses SV) or namespace specific.
+func (ctrlr *Ctrlr) featureCapabilities(fid nvme.FeatureID) (uint32, bool) {
+	if ctrlr.subsys.discovery {
+		switch fid {
+		case nvme.FeatKeepAliveTimer, nvme.FeatAsyncEventConfig:
+			return featChangeable, true
+		}
+		return 0, false
+	}
+	switch fid {
+	case nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThreshold,
+		nvme.FeatErrorRecovery, nvme.FeatVolatileWriteCache, nvme.FeatNumberOfQueues,
+		nvme.FeatInterruptCoalescing, nvme.FeatWriteAtomicityNormal, nvme.FeatAsyncEventConfig,
+		nvme.FeatKeepAliveTimer:
+		return featChangeable, true
+	case nvme.FeatHostIdentifier:
+		// Set by Connect on fabrics; Set Features refuses it.
+		return 0, true
+	}
+	return 0, false
 }
 
 func pick(current bool, v uint32) uint32 {

@@ -14,6 +14,7 @@ func (c *tcpConn) execIO(r *request) {
 		return
 	}
 	r.ns = ns
+	c.ioStarted(r)
 	io := &r.io
 	bs := uint64(ns.Bdev.BlockSize())
 	switch op := r.sqe.NVMOpcode(); op {
@@ -54,7 +55,8 @@ func (c *tcpConn) execIO(r *request) {
 			// is a valid (and cheaper) zero.
 			io.Type = bdev.IOUnmap
 		}
-		io.FUA = r.sqe.FUA()
+		// Durable like a write: FUA, or the host turned the volatile cache off.
+		io.FUA = r.sqe.FUA() || c.qp.ctrlr.wceOff.Load()
 		io.Offset, io.Length, io.Buf = slba*bs, nlb*bs, nil
 	case nvme.NVMDatasetManagement:
 		r.execDSM(ns, ch)
@@ -102,7 +104,9 @@ func (r *request) nextDSM(ch *bdev.Channel) {
 		if rg.NLB == 0 {
 			continue
 		}
-		r.io.Type, r.io.Offset, r.io.Length, r.io.Buf, r.io.FUA = bdev.IOUnmap, rg.SLBA*bs, uint64(rg.NLB)*bs, nil, false
+		// DSM has no FUA bit; with the volatile cache off every change is durable.
+		r.io.Type, r.io.Offset, r.io.Length, r.io.Buf = bdev.IOUnmap, rg.SLBA*bs, uint64(rg.NLB)*bs, nil
+		r.io.FUA = r.c.qp.ctrlr.wceOff.Load()
 		ch.Submit(&r.io)
 		return
 	}
@@ -127,7 +131,9 @@ func (r *request) ioDone(io *bdev.IO) {
 		}
 	}
 	r.dsmCount = 0
-	if st := c.qp.stats; st != nil {
+	// The health log counts commands that completed successfully (Base: Host Read
+	// Commands "completed by the controller", data units "read from" the controller).
+	if st := c.qp.stats; st != nil && io.Status == bdev.StatusSuccess {
 		switch io.Type {
 		case bdev.IORead:
 			st.readCmds.Add(1)
@@ -136,9 +142,25 @@ func (r *request) ioDone(io *bdev.IO) {
 			st.writeCmds.Add(1)
 			st.dataUnitsWritten.Add(io.Length / 512)
 		}
-		st.busyNs.Add(uint64(c.pg.r.Now() - r.startNs))
 	}
 	r.complete(bdevStatus(io))
+}
+
+// ioStarted counts an I/O command outstanding for Controller Busy Time, and claims the
+// current second busy the first time this reactor sees it.
+//
+// Preconditions: on the connection's reactor; c.qp.stats is set.
+func (c *tcpConn) ioStarted(r *request) {
+	st := c.qp.stats
+	st.outstanding++
+	r.busyCounted = true
+	c.pg.markBusy(c.qp.subsys, st)
+}
+
+// ioEnded is ioStarted's end, when the request is released.
+func (c *tcpConn) ioEnded(r *request) {
+	r.busyCounted = false
+	c.qp.stats.outstanding--
 }
 
 // bdevStatus maps a bdev outcome to NVMe (following nvmet's blk_to_nvme_status).

@@ -69,8 +69,36 @@ type subsysStats struct {
 	readCmds         atomic.Uint64
 	writeCmds        atomic.Uint64
 	mediaErrors      atomic.Uint64
-	busyNs           atomic.Uint64
-	_                [16]byte // keep slots on separate cache lines
+
+	// Reactor-owned: I/O commands of this subsystem in flight on this reactor, and
+	// the start of the next second that has not been counted busy yet (on the
+	// target's epoch, in nanoseconds).
+	outstanding int64
+	nextSecNs   int64
+	_           [16]byte // keep slots on separate cache lines
+}
+
+// busyClock counts Controller Busy Time: the seconds during which at least one I/O
+// command was outstanding on any reactor. Each reactor claims a second at most once,
+// and the shared lastSec makes a second counted once whichever reactors were busy in
+// it: one atomic operation per reactor per busy second, none per I/O.
+type busyClock struct {
+	lastSec atomic.Int64
+	secs    atomic.Uint64
+}
+
+// mark counts second sec busy unless it already is.
+func (b *busyClock) mark(sec int64) {
+	for {
+		last := b.lastSec.Load()
+		if last >= sec {
+			return
+		}
+		if b.lastSec.CompareAndSwap(last, sec) {
+			b.secs.Add(1)
+			return
+		}
+	}
 }
 
 // Subsystem is an NVM subsystem (or the discovery subsystem).
@@ -83,6 +111,7 @@ type Subsystem struct {
 
 	ns    atomic.Pointer[nsTable]
 	stats [maxReactors]subsysStats
+	busy  busyClock
 
 	mu           sync.Mutex
 	allowAnyHost bool                  // +checklocks:mu
@@ -138,6 +167,7 @@ func newSubsystem(p SubsystemParams) (*Subsystem, error) {
 		return nil, fmt.Errorf("max_namespaces %d above %d: %w", s.maxNS, maxNamespacesLimit, ErrInvalid)
 	}
 	s.ns.Store(&nsTable{byID: make([]*Namespace, s.maxNS)})
+	s.busy.lastSec.Store(-1)
 	return s, nil
 }
 
@@ -342,7 +372,7 @@ func (s *Subsystem) ctrlr(id uint16) *Ctrlr {
 }
 
 // healthTotals sums the per-reactor counters.
-func (s *Subsystem) healthTotals() (unitsRead, unitsWritten, reads, writes, mediaErrs, busyNs uint64) {
+func (s *Subsystem) healthTotals() (unitsRead, unitsWritten, reads, writes, mediaErrs, busySecs uint64) {
 	for i := range s.stats {
 		st := &s.stats[i]
 		unitsRead += st.dataUnitsRead.Load()
@@ -350,8 +380,8 @@ func (s *Subsystem) healthTotals() (unitsRead, unitsWritten, reads, writes, medi
 		reads += st.readCmds.Load()
 		writes += st.writeCmds.Load()
 		mediaErrs += st.mediaErrors.Load()
-		busyNs += st.busyNs.Load()
 	}
+	busySecs = s.busy.secs.Load()
 	return
 }
 

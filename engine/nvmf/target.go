@@ -31,6 +31,9 @@ type Config struct {
 	// across restarts.
 	PowerCycles     uint64
 	UnsafeShutdowns uint64
+	// PowerOnSeconds is the power-on time of earlier runs, which the health log's
+	// Power On Hours continues.
+	PowerOnSeconds uint64
 }
 
 // counters are target-wide error counters, for nvmf_get_stats.
@@ -55,6 +58,8 @@ type Target struct {
 
 	powerCycles     uint64
 	unsafeShutdowns uint64
+	powerOnBase     uint64    // seconds of earlier runs
+	busyEpoch       time.Time // the timebase of Controller Busy Time seconds
 
 	// Lock discipline: reactors take mu (briefly, at Connect) and never listenMu;
 	// nothing waits on a reactor (Do) while holding mu. listenMu serialises listener
@@ -90,7 +95,8 @@ func NewTarget(cfg Config) (*Target, error) {
 	}
 	t := &Target{opts: opts, bdevs: cfg.Bdevs, group: cfg.Reactors, log: log, firmware: fw,
 		started: time.Now(), powerCycles: cfg.PowerCycles, unsafeShutdowns: cfg.UnsafeShutdowns,
-		subsystems: map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
+		powerOnBase: cfg.PowerOnSeconds,
+		subsystems:  map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
 	for i, r := range cfg.Reactors.Reactors() {
 		pg := newPollGroup(t, r, cfg.Mem(i))
 		if err := r.Do(pg.start); err != nil {
@@ -608,7 +614,13 @@ func discoveryEntry(a ListenAddress, nqn string, subtype uint8, portID uint16) n
 	return e
 }
 
-func (t *Target) powerOnHours() uint64 { return uint64(time.Since(t.started) / time.Hour) }
+func (t *Target) powerOnHours() uint64 { return t.PowerOnSeconds() / 3600 }
+
+// PowerOnSeconds is the power-on time of this run and the earlier ones, for the health
+// log and for the daemon to keep across restarts.
+func (t *Target) PowerOnSeconds() uint64 {
+	return t.powerOnBase + uint64(time.Since(t.started)/time.Second)
+}
 
 // Stats are transport-wide counters (nvmf_get_stats).
 type Stats struct {

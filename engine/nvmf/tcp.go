@@ -107,11 +107,32 @@ type pollGroup struct {
 
 	connCount  atomic.Int64
 	c2hSuccess atomic.Uint64 // written by this reactor only: no shared cache line per read
+
+	// epochOffNs turns the reactor's clock into the target's epoch, so that every
+	// reactor numbers the seconds of Controller Busy Time alike.
+	epochOffNs int64
+}
+
+// markBusy claims the current second busy for s once per second on this reactor.
+//
+// Preconditions: on pg.r.
+func (pg *pollGroup) markBusy(s *Subsystem, st *subsysStats) {
+	now := pg.r.Now() + pg.epochOffNs
+	if now < st.nextSecNs {
+		return
+	}
+	sec := now / 1e9
+	st.nextSecNs = (sec + 1) * 1e9
+	s.busy.mark(sec)
 }
 
 func newPollGroup(t *Target, r *reactor.Reactor, mc *mem.Core) *pollGroup {
+	if t.busyEpoch.IsZero() || r.Epoch().Before(t.busyEpoch) {
+		t.busyEpoch = r.Epoch()
+	}
 	pg := &pollGroup{t: t, r: r, mem: mc, idx: r.ID() % maxReactors,
-		conns: map[*tcpConn]struct{}{}, ctrlrs: map[*Ctrlr]struct{}{}}
+		conns: map[*tcpConn]struct{}{}, ctrlrs: map[*Ctrlr]struct{}{},
+		epochOffNs: int64(r.Epoch().Sub(t.busyEpoch))}
 	return pg
 }
 
@@ -160,6 +181,11 @@ func (pg *pollGroup) housekeeping() bool {
 	}
 	for c := range pg.conns {
 		c.checkTimeouts(now)
+		// A command outstanding across a second boundary keeps the controller busy
+		// in the new second even if no command arrives in it.
+		if st := c.qp.stats; st != nil && st.outstanding > 0 {
+			pg.markBusy(c.qp.subsys, st)
+		}
 	}
 	return false
 }

@@ -66,6 +66,8 @@ type request struct {
 	io       bdev.IO
 	dsmNext  int // next Dataset Management range to deallocate
 	dsmCount int
+	// busyCounted: the command counts as outstanding for Controller Busy Time.
+	busyCounted bool
 
 	pduHdr [nvme.TermReqHLen + nvme.DigestLen]byte     // C2HData or R2T header + HDGST
 	rspHdr [nvme.CapsuleRespHLen + nvme.DigestLen]byte // CapsuleResp + HDGST
@@ -411,6 +413,9 @@ func (r *request) release() {
 	if r.cidSet {
 		c.clearCID(r.sqe.CID())
 		r.cidSet = false
+	}
+	if r.busyCounted {
+		c.ioEnded(r)
 	}
 	r.data, r.icd, r.ns = nil, false, nil
 	r.failWith, r.xfer, r.h2cDone = 0, 0, 0

@@ -198,6 +198,10 @@ func (r *Reactor) Now() int64 { return r.nowNs }
 
 func (r *Reactor) clock() int64 { return r.now() }
 
+// Epoch is the wall-clock instant the reactor's clock counts from (Now is nanoseconds
+// since it), so that several reactors' clocks can be put on one timebase.
+func (r *Reactor) Epoch() time.Time { return r.base }
+
 // Start runs the loop on a new goroutine locked to a pinned OS thread. It returns once
 // the thread is pinned, or with the pinning error.
 func (r *Reactor) Start() error {

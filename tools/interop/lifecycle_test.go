@@ -397,7 +397,10 @@ func rpcRaces(t *testing.T, d *daemon) {
 		var wg sync.WaitGroup
 		var errDel error
 		wg.Add(2)
-		go func() { defer wg.Done(); _ = tryCall(d, "nvmf_subsystem_remove_ns", map[string]any{"nqn": defaultNQN, "nsid": 1}) }()
+		go func() {
+			defer wg.Done()
+			_ = tryCall(d, "nvmf_subsystem_remove_ns", map[string]any{"nqn": defaultNQN, "nsid": 1})
+		}()
 		go func() { defer wg.Done(); errDel = tryCall(d, "bdev_file_delete", map[string]string{"name": "vol0"}) }()
 		wg.Wait()
 		var got []map[string]any

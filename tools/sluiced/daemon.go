@@ -39,13 +39,33 @@ type daemon struct {
 	reg    *rpc.Registry
 	srv    *rpc.Server
 	served chan error
+
+	stopSaver chan struct{}
+}
+
+// powerOnSavePeriod bounds the power-on time a crash loses.
+const powerOnSavePeriod = 10 * time.Minute
+
+func (d *daemon) savePowerOn(stop <-chan struct{}) {
+	t := time.NewTicker(powerOnSavePeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := d.state.savePowerOn(d.target.PowerOnSeconds()); err != nil {
+				d.log.Warn("sluiced: saving power-on time", "err", err)
+			}
+		}
+	}
 }
 
 func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	d := &daemon{log: log, bdevs: bdev.NewManager(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
-			d.abort()
+			_ = d.abort()
 		}
 	}()
 	cores, err := reactor.ParseCores(o.cores)
@@ -84,6 +104,7 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 			InCapsuleDataSize: uint32(o.icdSize), MaxH2CData: uint32(o.maxH2CData)},
 		Firmware: firmwareRevision(), Logger: log,
 		PowerCycles: d.state.PowerCycles, UnsafeShutdowns: d.state.UnsafeShutdowns,
+		PowerOnSeconds: d.state.PowerOnSeconds,
 	})
 	if err != nil {
 		return nil, err
@@ -114,6 +135,8 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	}
 	d.srv = rpc.NewServer(d.reg, rpc.ServerOptions{Logger: log})
 	go func() { d.served <- d.srv.Serve(ln) }()
+	d.stopSaver = make(chan struct{})
+	go d.savePowerOn(d.stopSaver)
 	log.Info("sluiced: started", "version", version, "cores", o.cores, "poll_mode", mode.String(),
 		"hugepages", d.domain.Hugepages(), "rpc", o.rpcSocket)
 	if o.configPath == "" {
@@ -122,8 +145,10 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	return d, nil
 }
 
-// stop is the orderly shutdown: no new RPCs, drain the target, close bdevs, stop the
-// reactors, and record a clean shutdown.
+// stop is the orderly shutdown: no new RPCs, drain the target, close bdevs (each file
+// volume's final fdatasync), stop the reactors, and record a clean shutdown only if all
+// of that succeeded: a volume whose last flush failed may have lost acknowledged
+// writes, and the next start must count it as an unsafe shutdown.
 func (d *daemon) stop(ctx context.Context) error {
 	var first error
 	keep := func(err error) {
@@ -131,32 +156,38 @@ func (d *daemon) stop(ctx context.Context) error {
 			first = err
 		}
 	}
+	if d.stopSaver != nil {
+		close(d.stopSaver)
+	}
 	if d.srv != nil {
 		keep(d.srv.Shutdown(ctx))
 	}
 	if d.target != nil {
 		keep(d.target.Shutdown(ctx))
 	}
-	d.abort()
+	keep(d.abort())
 	if first == nil && d.state != nil {
-		keep(d.state.markClean())
+		keep(d.state.markClean(d.target.PowerOnSeconds()))
 	}
 	return first
 }
 
-// abort releases what was started, without the graceful steps.
-func (d *daemon) abort() {
+// abort releases what was started, without the graceful steps. It returns the bdevs'
+// close error (a failed final flush).
+func (d *daemon) abort() error {
 	if d.group != nil {
 		d.group.Stop()
 		d.group = nil
 	}
-	if err := d.bdevs.CloseAll(); err != nil {
-		d.log.Warn("sluiced: closing bdevs", "err", err)
+	err := d.bdevs.CloseAll()
+	if err != nil {
+		d.log.Error("sluiced: closing bdevs; this stop counts as unsafe", "err", err)
 	}
 	if d.domain != nil {
 		_ = d.domain.Close()
 		d.domain = nil
 	}
+	return err
 }
 
 func newDomain(o options, log *slog.Logger) (*mem.Domain, error) {

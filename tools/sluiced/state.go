@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // stateFile keeps what the health log reports across restarts: how often the daemon
-// started (power cycles) and how often it stopped without a clean shutdown (unsafe
-// shutdowns), the latter detected by a "running" mark left behind by a crash.
+// started (power cycles), how often it stopped without a clean shutdown (unsafe
+// shutdowns, detected by a "running" mark left behind by a crash or by a final flush
+// that failed), and the power-on time of earlier runs (saved periodically and at stop,
+// so a crash loses at most one period of it).
 type stateFile struct {
 	path            string
 	PowerCycles     uint64 `json:"power_cycles"`
 	UnsafeShutdowns uint64 `json:"unsafe_shutdowns"`
+	PowerOnSeconds  uint64 `json:"power_on_seconds"`
 	Running         bool   `json:"running"`
 }
 
@@ -38,12 +42,23 @@ func openState(path string) (*stateFile, error) {
 	return s, s.save()
 }
 
-func (s *stateFile) markClean() error {
+// markClean records a clean stop. Only call it once every volume's data reached stable
+// storage: a stop whose final flush failed is an unsafe shutdown.
+func (s *stateFile) markClean(powerOnSeconds uint64) error {
 	s.Running = false
+	s.PowerOnSeconds = powerOnSeconds
 	return s.save()
 }
 
-// save writes atomically: a torn state file would lose the counters.
+// savePowerOn records the power-on time so far, still running.
+func (s *stateFile) savePowerOn(powerOnSeconds uint64) error {
+	s.PowerOnSeconds = powerOnSeconds
+	return s.save()
+}
+
+// save writes atomically (write, fsync, rename, fsync of the directory): a torn or
+// lost state file would lose the counters, and a rename not yet on disk could bring
+// back the old file after a power loss.
 func (s *stateFile) save() error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -64,5 +79,16 @@ func (s *stateFile) save() error {
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	return os.Rename(tmp, s.path)
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	dir, err := os.Open(filepath.Dir(s.path))
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("state: sync %s: %w", filepath.Dir(s.path), err)
+	}
+	return nil
 }
