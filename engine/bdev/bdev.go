@@ -170,19 +170,22 @@ const (
 	// ClaimExclusive: the holder is the only writer and knows of no other (a layer
 	// stacked on the bdev: delay, error, crypt, replica). It excludes every other claim.
 	ClaimExclusive ClaimKind = iota + 1
-	// ClaimExport: one protocol export of the volume (an NVMe namespace, a SCSI LU).
-	// Exports of one volume share it: they agree on its identity and its reservation
-	// state, so a host cannot write through one around a reservation held through
-	// another.
-	ClaimExport
+	// ClaimNVMeExport and ClaimSCSIExport: the volume exported as an NVMe namespace or
+	// a SCSI logical unit. One export per protocol; the two protocols' exports of one
+	// volume share it, agreeing on its identity and its reservation state, so that a
+	// host cannot write through one around a reservation held through the other.
+	ClaimNVMeExport
+	ClaimSCSIExport
 )
 
 func (k ClaimKind) String() string {
 	switch k {
 	case ClaimExclusive:
 		return "exclusive"
-	case ClaimExport:
-		return "export"
+	case ClaimNVMeExport:
+		return "nvme export"
+	case ClaimSCSIExport:
+		return "scsi export"
 	}
 	return fmt.Sprintf("ClaimKind(%d)", uint8(k))
 }
@@ -292,7 +295,7 @@ func (b *Bdev) Supports(t IOType) bool {
 
 // Claim marks the bdev as used by owner so that it cannot be deleted, and so that two
 // writers that know nothing of each other cannot both use it: an exclusive claim
-// excludes every other; export claims share the bdev with each other.
+// excludes every other, and an export claim excludes another of its own kind.
 func (b *Bdev) Claim(kind ClaimKind, owner string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -303,7 +306,7 @@ func (b *Bdev) Claim(kind ClaimKind, owner string) error {
 		if c.owner == owner {
 			return fmt.Errorf("bdev %q already claimed by %s: %w", b.cfg.Name, owner, ErrClaimed)
 		}
-		if kind == ClaimExclusive || c.kind == ClaimExclusive {
+		if kind == ClaimExclusive || c.kind == ClaimExclusive || kind == c.kind {
 			return fmt.Errorf("bdev %q already used by %s (%v claim): %w", b.cfg.Name, c.owner, c.kind, ErrClaimed)
 		}
 	}

@@ -115,7 +115,7 @@ func TestManagerRules(t *testing.T) {
 		t.Fatalf("huge malloc: %v", err)
 	}
 	b, _ := m.Get("a")
-	if err := b.Claim(ClaimExport, "nqn.x ns 1"); err != nil {
+	if err := b.Claim(ClaimNVMeExport, "nqn.x ns 1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Delete(context.Background(), "a", ""); !errors.Is(err, ErrClaimed) {

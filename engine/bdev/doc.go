@@ -18,8 +18,8 @@
 // after the last one, in a reactor message of its own, never inside the backend's
 // poller. A bdev is deleted only when unclaimed, after its released channels drained;
 // a delete that gives up leaves it as it was. Claims are typed: an exclusive claim (a
-// layer) excludes every other, export claims (the NVMe and SCSI exports of one volume)
-// share the bdev.
+// layer) excludes every other; the NVMe export and the SCSI export of one volume share
+// the bdev, one of each.
 //
 // Who may call it: protocol targets (nvmf, scsi) and the daemon's control plane.
 // Channels and IOs are reactor-owned; the registry is safe from any goroutine.

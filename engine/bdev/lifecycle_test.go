@@ -322,3 +322,51 @@ func TestLayerAllocatesNothing(t *testing.T) {
 		t.Fatalf("error over delay over null allocates %v per I/O", n)
 	}
 }
+
+// TestClaimKinds: one volume may be exported once over NVMe and once over SCSI (they
+// share its identity and reservations), never twice over one protocol, and never
+// beside a layer that writes it on its own.
+func TestClaimKinds(t *testing.T) {
+	m := NewManager()
+	b, err := CreateNull(m, NullParams{Name: "v", NumBlocks: 64, BlockSize: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ClaimNVMeExport, "nvmf a ns 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ClaimSCSIExport, "iscsi t lun 0"); err != nil {
+		t.Fatalf("SCSI export beside the NVMe one: %v", err)
+	}
+	if err := b.Claim(ClaimNVMeExport, "nvmf b ns 1"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("second NVMe export: %v", err)
+	}
+	if _, err := CreateDelay(m, DelayParams{Name: "d", BaseBdevName: "v"}); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("a layer over an exported volume: %v", err)
+	}
+	b.Release("nvmf a ns 1")
+	b.Release("iscsi t lun 0")
+	if _, err := CreateDelay(m, DelayParams{Name: "d", BaseBdevName: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ClaimSCSIExport, "iscsi t lun 0"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("export of a layered volume: %v", err)
+	}
+}
+
+// TestLatencyIsMeasured: even I/Os that complete inline (null) get a latency, timed on
+// a sample of them with the monotonic clock, never a pretend zero.
+func TestLatencyIsMeasured(t *testing.T) {
+	m := NewManager()
+	b, _ := CreateNull(m, NullParams{Name: "n", NumBlocks: 64, BlockSize: 512})
+	r := testReactor(t)
+	ch, _ := b.GetChannel(r)
+	defer func() { ch.Put(); r.PollOnce() }()
+	for i := 0; i < 2*latencySampleEvery; i++ {
+		submitWait(t, r, ch, &IO{Type: IORead, Length: 512, Buf: make([]byte, 512)})
+	}
+	st := b.IOStat()
+	if st.ReadLatencySamples != 2 || st.ReadLatencyNs == 0 {
+		t.Fatalf("read latency %d ns over %d samples, want 2 samples and a nonzero sum", st.ReadLatencyNs, st.ReadLatencySamples)
+	}
+}

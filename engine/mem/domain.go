@@ -305,6 +305,9 @@ func (d *Domain) Node() int { return d.node }
 // Hugepages reports whether the domain is backed by hugetlb pages (false: fallback).
 func (d *Domain) Hugepages() bool { return d.huge }
 
+// SizeBytes is the memory the domain maps, in bytes.
+func (d *Domain) SizeBytes() int64 { return int64(d.npages) * PageSize }
+
 // NewCore creates the allocation state of one reactor. coreID is the reactor's id, unique
 // within the domain.
 //

@@ -85,6 +85,7 @@ func (c *tcpConn) execConnect(r *request) {
 	if s == nil || !s.listensOn(c.listen) {
 		t.log.Info("nvmf: connect to unknown subsystem or listener", "subnqn", cd.SubNQN, "peer", c.peer)
 		connectFail(r, nvme.ConnectDataSubNQNOffset, nvme.IATTRData)
+		c.closeAfterSend("connect to an unknown subsystem")
 		return
 	}
 	// An empty host NQN is an anonymous host (SPDK's initiator sends one unless told
@@ -95,6 +96,8 @@ func (c *tcpConn) execConnect(r *request) {
 		// nvmet points at the host NQN field; SPDK leaves DW0 zero. Pointing helps.
 		r.cqe.SetDW0(nvme.ConnectInvalidParamDW0(nvme.ConnectDataHostNQNOffset, nvme.IATTRData))
 		r.complete(nvme.StatusConnectInvalidHost.WithDNR())
+		// Disconnected at once: a refused host must not keep its connection slot.
+		c.closeAfterSend("host not allowed")
 		return
 	}
 	qid, sqsize := r.sqe.QID(), uint32(r.sqe.SQSIZE())+1
@@ -136,7 +139,16 @@ func (c *tcpConn) connectAdmin(r *request, s *Subsystem, cd nvme.ConnectData, sq
 	c.pg.t.log.Info("nvmf: controller created", "subnqn", s.nqn, "cntlid", ctrlr.cntlid,
 		"hostnqn", hostLabel(cd.HostNQN), "anonymous", cd.HostNQN == "", "peer", c.peer, "kato_ms", ctrlr.katoMs)
 	r.cqe.SetDW0(nvme.ConnectSuccessDW0(ctrlr.cntlid, 0))
+	c.established()
 	r.complete(nvme.StatusSuccess)
+}
+
+// established takes the connection out of the listener's eviction candidates: its
+// host has shown it speaks NVMe/TCP and belongs to a controller.
+func (c *tcpConn) established() {
+	if c.slot != nil {
+		c.slot.Established()
+	}
 }
 
 // connectIO joins an I/O queue to its controller, which may live on another reactor:
@@ -192,6 +204,7 @@ func (c *tcpConn) connectIODone(r *request, ctrlr *Ctrlr, s *Subsystem, qid, sqs
 		c.forwardFn = c.forwardErrors
 	}
 	r.cqe.SetDW0(nvme.ConnectSuccessDW0(ctrlr.cntlid, 0))
+	c.established()
 	r.complete(nvme.StatusSuccess)
 }
 

@@ -66,7 +66,7 @@ func FuzzConnInput(f *testing.F) {
 			var states []string
 			for c := range st.pg.conns {
 				states = append(states, fmt.Sprintf("%s/stalled=%v/inflight=%d/sq=%d/reason=%q",
-					c.state, c.stalled, c.inflight, c.sqLen, c.reason))
+					c.state, c.stalled, c.inflight, c.sq.Len(), c.reason))
 			}
 			t.Fatalf("%d connections left after the fuzzed ones closed: %v", n, states)
 		}

@@ -15,6 +15,7 @@ import (
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
+	"sluice/engine/tcpconn"
 )
 
 // stepTarget is a target on one reactor that the test steps by hand (no goroutine),
@@ -51,6 +52,7 @@ type stepOpts struct {
 	memBytes   int64
 	delayPolls uint32
 	fakeClock  bool
+	limits     tcpconn.Limits
 }
 
 func newStepTargetOpts(t testing.TB, o stepOpts) *stepTarget {
@@ -80,7 +82,8 @@ func newStepTargetOpts(t testing.TB, o stepOpts) *stepTarget {
 	opts, _ := TransportOpts{}.normalize()
 	st.r, st.dom = r, dom
 	st.tgt = &Target{opts: opts, bdevs: st.bdevs, log: testLogger(),
-		firmware: "test", started: time.Now(), subsystems: map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
+		firmware: "test", started: time.Now(), subsystems: map[string]*Subsystem{}, listeners: map[string]*listener{}}
+	st.tgt.limits, _ = tcpconn.NewLimitSet(o.limits)
 	st.pg = newPollGroup(st.tgt, r, core)
 	st.pg.start()
 	st.tgt.pgs = []*pollGroup{st.pg}
@@ -158,7 +161,7 @@ func (st *stepTarget) connect() *stepHost {
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	adoptConn(&accepted{fd: fds[0], addr: testListen, peer: "test", pg: st.pg})
+	st.pg.adoptFD(fds[0], testListen, "test", nil)
 	h := &stepHost{st: st, fd: fds[1], out: make([]byte, 0, 1<<20), in: make([]byte, 4<<20)}
 	st.t.Cleanup(func() { unix.Close(fds[1]) })
 	return h

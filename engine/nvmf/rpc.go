@@ -3,9 +3,11 @@ package nvmf
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"sort"
 
 	"sluice/engine/rpc"
+	"sluice/engine/tcpconn"
 )
 
 // NQNParams name a subsystem.
@@ -171,9 +173,21 @@ func RegisterRPC(reg *rpc.Registry, t *Target) {
 		return t.Stats(), nil
 	})
 	rpc.Handle(reg, "nvmf_get_transports", func(context.Context, struct{}) ([]TransportInfo, error) {
-		return []TransportInfo{{TrType: "TCP", TransportOpts: t.opts}}, nil
+		return []TransportInfo{{TrType: "TCP", TransportOpts: t.Opts()}}, nil
+	})
+	rpc.Handle(reg, "nvmf_set_transport_limits", func(_ context.Context, p tcpconn.Limits) (tcpconn.Limits, error) {
+		return t.SetLimits(p)
 	})
 	reg.RegisterConfigSection("nvmf", 20, t.dumpConfig)
+}
+
+// SetLimits replaces the connection limits; fields left zero take the defaults. They
+// apply to new decisions at once, connections already open included.
+func (t *Target) SetLimits(l tcpconn.Limits) (tcpconn.Limits, error) {
+	if err := t.limits.Set(l); err != nil {
+		return tcpconn.Limits{}, fmt.Errorf("%v: %w", err, ErrInvalid)
+	}
+	return t.limits.Get(), nil
 }
 
 // dumpConfig lists the calls that rebuild the subsystems: create, namespaces, hosts,
@@ -186,6 +200,9 @@ func (t *Target) dumpConfig() ([]rpc.Call, error) {
 			calls = append(calls, c)
 		}
 		return err
+	}
+	if err := add("nvmf_set_transport_limits", t.limits.Get()); err != nil {
+		return nil, err
 	}
 	for _, in := range t.Subsystems() {
 		if in.Subtype != "Discovery" {

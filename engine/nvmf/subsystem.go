@@ -284,7 +284,7 @@ func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, e
 		}
 	}
 	owner := fmt.Sprintf("nvmf %s nsid %d", s.nqn, nsid)
-	if err := b.Claim(bdev.ClaimExport, owner); err != nil {
+	if err := b.Claim(bdev.ClaimNVMeExport, owner); err != nil {
 		return nil, err
 	}
 	for _, o := range s.nsList {

@@ -9,12 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"sluice/engine/bdev"
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
+	"sluice/engine/tcpconn"
 )
 
 // Config wires a Target to the daemon.
@@ -55,6 +54,7 @@ type Target struct {
 	started  time.Time
 	counters counters
 	stopping atomic.Bool
+	limits   *tcpconn.LimitSet
 
 	powerCycles     uint64
 	unsafeShutdowns uint64
@@ -66,9 +66,9 @@ type Target struct {
 	// changes, which open sockets and register them on reactor 0 with Do.
 	listenMu   sync.Mutex
 	mu         sync.Mutex
-	subsystems map[string]*Subsystem   // +checklocks:mu
-	listeners  map[string]*tcpListener // +checklocks:mu; by endpoint
-	genctr     uint64                  // +checklocks:mu; discovery log generation
+	subsystems map[string]*Subsystem // +checklocks:mu
+	listeners  map[string]*listener  // +checklocks:mu; by endpoint
+	genctr     uint64                // +checklocks:mu; discovery log generation
 
 	// disc is what discovery controllers read on their reactors, without a lock:
 	// republished under mu on every change that the discovery log shows.
@@ -96,7 +96,10 @@ func NewTarget(cfg Config) (*Target, error) {
 	t := &Target{opts: opts, bdevs: cfg.Bdevs, group: cfg.Reactors, log: log, firmware: fw,
 		started: time.Now(), powerCycles: cfg.PowerCycles, unsafeShutdowns: cfg.UnsafeShutdowns,
 		powerOnBase: cfg.PowerOnSeconds,
-		subsystems:  map[string]*Subsystem{}, listeners: map[string]*tcpListener{}}
+		subsystems:  map[string]*Subsystem{}, listeners: map[string]*listener{}}
+	if t.limits, err = tcpconn.NewLimitSet(opts.Limits); err != nil {
+		return nil, err
+	}
 	for i, r := range cfg.Reactors.Reactors() {
 		pg := newPollGroup(t, r, cfg.Mem(i))
 		if err := r.Do(pg.start); err != nil {
@@ -113,8 +116,12 @@ func NewTarget(cfg Config) (*Target, error) {
 	return t, nil
 }
 
-// Opts are the transport options in effect.
-func (t *Target) Opts() TransportOpts { return t.opts }
+// Opts are the transport options in effect, with the limits as they are now.
+func (t *Target) Opts() TransportOpts {
+	o := t.opts
+	o.Limits = t.limits.Get()
+	return o
+}
 
 func (t *Target) subsystem(nqn string) *Subsystem {
 	t.mu.Lock()
@@ -336,22 +343,21 @@ func (t *Target) acquireListener(a ListenAddress) error {
 	if stopping {
 		return fmt.Errorf("listen on %s: target shutting down: %w", a.endpoint(), ErrBusy)
 	}
-	fd, err := listenTCP(a)
+	ap, err := tcpconn.ParseAddrPort(a.TrAddr, a.TrSvcID)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, ErrInvalid)
+	}
+	rs := make([]*reactor.Reactor, len(t.pgs))
+	for i, pg := range t.pgs {
+		rs[i] = pg.r
+	}
+	tl, err := tcpconn.Listen(tcpconn.ListenerConfig{Addr: ap, Reactors: rs, Adopt: t.adopt(a),
+		Limits: t.limits, Logger: t.log, Stopping: t.stopping.Load})
 	if err != nil {
 		return err
 	}
-	l := &tcpListener{t: t, addr: a, fd: fd, refs: 1}
-	r0 := t.pgs[0].r
-	var aerr error
-	if err := r0.Do(func() { l.tok, aerr = r0.AddFD(fd, unix.EPOLLIN, l) }); err != nil || aerr != nil {
-		unix.Close(fd)
-		if aerr != nil {
-			return aerr
-		}
-		return err
-	}
 	t.mu.Lock()
-	t.listeners[a.endpoint()] = l
+	t.listeners[a.endpoint()] = &listener{addr: a, l: tl, refs: 1}
 	t.mu.Unlock()
 	t.log.Info("nvmf: listening", "address", a.endpoint())
 	return nil
@@ -381,10 +387,8 @@ func (t *Target) releaseListener(a ListenAddress) {
 // closeListener unregisters and closes a listener's socket.
 //
 // Preconditions: listenMu held, mu not held.
-func (t *Target) closeListener(l *tcpListener) {
-	r0 := t.pgs[0].r
-	_ = r0.Do(func() { r0.RemoveFD(l.fd, l.tok) })
-	unix.Close(l.fd)
+func (t *Target) closeListener(l *listener) {
+	l.l.Close()
 	t.log.Info("nvmf: stopped listening", "address", l.addr.endpoint())
 }
 
@@ -630,13 +634,16 @@ type Stats struct {
 	KeepAliveTimeouts uint64 `json:"keep_alive_timeouts"`
 	// C2HSuccess counts reads answered with C2HData SUCCESS and no CapsuleResp.
 	C2HSuccess uint64 `json:"c2h_success_reads"`
+	// The times a connection limit bit.
+	tcpconn.LimitStats
 }
 
 // Stats reads the counters.
 func (t *Target) Stats() Stats {
 	s := Stats{TermReqsSent: t.counters.termReqsSent.Load(),
 		DataDigestErrors:  t.counters.dataDigestErrors.Load(),
-		KeepAliveTimeouts: t.counters.keepAliveTimeouts.Load()}
+		KeepAliveTimeouts: t.counters.keepAliveTimeouts.Load(),
+		LimitStats:        t.limits.Stats()}
 	for _, pg := range t.pgs {
 		s.Connections += pg.connCount.Load()
 		s.C2HSuccess += pg.c2hSuccess.Load()
@@ -651,7 +658,7 @@ func (t *Target) Shutdown(ctx context.Context) error {
 	t.stopping.Store(true)
 	t.listenMu.Lock()
 	t.mu.Lock()
-	ls := make([]*tcpListener, 0, len(t.listeners))
+	ls := make([]*listener, 0, len(t.listeners))
 	for k, l := range t.listeners {
 		delete(t.listeners, k)
 		ls = append(ls, l)

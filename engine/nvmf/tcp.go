@@ -2,8 +2,7 @@ package nvmf
 
 import (
 	"fmt"
-	"net"
-	"strconv"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
+	"sluice/engine/tcpconn"
 )
 
 // TransportOpts are the NVMe/TCP transport's parameters (nvmf_create_transport).
@@ -31,6 +31,9 @@ type TransportOpts struct {
 	// C2HSuccessOff disables the C2HData SUCCESS optimisation (read completions
 	// without a CapsuleResp when the host disabled SQ flow control).
 	C2HSuccessOff bool `json:"c2h_success_off,omitempty"`
+	// Limits bound what one host can take (connections, setup and data timeouts, the
+	// buffers awaiting a host's data); nvmf_set_transport_limits changes them live.
+	tcpconn.Limits
 }
 
 // Transport defaults, chosen to match what SPDK and Linux nvmet offer a Linux host.
@@ -43,10 +46,8 @@ const (
 	adminICDSize          = 8192 // the Linux host sizes admin capsules for 8 KiB
 	recvBufSize           = 64 << 10
 	directReadMin         = 16 << 10 // payload left at which the socket is read straight into the I/O buffer
-	icreqTimeout          = 30 * time.Second
 	housekeepingPeriod    = 100 * time.Millisecond
 	drainTimeout          = 10 * time.Second
-	maxIOVPerWritev       = 64
 	sendEntriesPerRequest = 5 // C2HData header, pad, data, data digest, CapsuleResp
 )
 
@@ -78,6 +79,11 @@ func (o TransportOpts) normalize() (TransportOpts, error) {
 	case o.MaxH2CData < nvme.MinMaxH2CData || o.MaxH2CData%4 != 0 || o.MaxH2CData > o.MaxIOSize:
 		return o, fmt.Errorf("max_h2c_data %d: want a multiple of 4 in [4096, max_io_size]: %w", o.MaxH2CData, ErrInvalid)
 	}
+	l, err := o.Limits.Normalize()
+	if err != nil {
+		return o, fmt.Errorf("%v: %w", err, ErrInvalid)
+	}
+	o.Limits = l
 	return o, nil
 }
 
@@ -111,6 +117,11 @@ type pollGroup struct {
 	// epochOffNs turns the reactor's clock into the target's epoch, so that every
 	// reactor numbers the seconds of Controller Busy Time alike.
 	epochOffNs int64
+
+	// awaited is the bytes this reactor's connections hold for data their hosts were
+	// asked for; awaitedCap bounds it at half the reactor's share of buffer memory.
+	awaited    uint64
+	awaitedCap uint64
 }
 
 // markBusy claims the current second busy for s once per second on this reactor.
@@ -133,6 +144,12 @@ func newPollGroup(t *Target, r *reactor.Reactor, mc *mem.Core) *pollGroup {
 	pg := &pollGroup{t: t, r: r, mem: mc, idx: r.ID() % maxReactors,
 		conns: map[*tcpConn]struct{}{}, ctrlrs: map[*Ctrlr]struct{}{},
 		epochOffNs: int64(r.Epoch().Sub(t.busyEpoch))}
+	// The reactors share the domain; each may pin half its share awaiting data.
+	reactors := 1
+	if t.group != nil {
+		reactors = t.group.Len()
+	}
+	pg.awaitedCap = uint64(mc.Domain().SizeBytes()) / 2 / uint64(reactors)
 	return pg
 }
 
@@ -197,106 +214,47 @@ func (pg *pollGroup) markDirty(c *tcpConn) {
 	}
 }
 
-// tcpListener is a listening socket, owned by reactor 0. Accepted connections are
-// handed to the reactors round robin.
-type tcpListener struct {
-	t    *Target
+// listener is a listening address shared by the subsystems that listen on it.
+type listener struct {
 	addr ListenAddress
-	fd   int
-	tok  int32
+	l    *tcpconn.Listener
 	refs int // subsystems listening here; guarded by Target.mu
-	next uint32
 }
 
-func listenTCP(a ListenAddress) (int, error) {
-	ip := net.ParseIP(a.TrAddr)
-	port, _ := strconv.Atoi(a.TrSvcID)
-	var fd int
-	var err error
-	var sa unix.Sockaddr
-	if ip4 := ip.To4(); ip4 != nil {
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		s := &unix.SockaddrInet4{Port: port}
-		copy(s.Addr[:], ip4)
-		sa = s
-	} else {
-		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		s := &unix.SockaddrInet6{Port: port}
-		copy(s.Addr[:], ip.To16())
-		sa = s
-		if err == nil {
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-		}
-	}
-	if err != nil {
-		return -1, fmt.Errorf("socket for %s: %w", a.endpoint(), err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen on %s: %w", a.endpoint(), err)
-	}
-	if err := unix.Listen(fd, 512); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen on %s: %w", a.endpoint(), err)
-	}
-	return fd, nil
-}
-
-// OnEvents accepts every pending connection.
-func (l *tcpListener) OnEvents(uint32) {
-	for {
-		nfd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
-			if err != unix.EAGAIN && err != unix.EINTR && err != unix.ECONNABORTED {
-				l.t.log.Warn("nvmf: accept failed", "listener", l.addr.endpoint(), "err", err)
-			}
+// adopt takes a connection a listener accepted, on the reactor it was handed to.
+func (t *Target) adopt(addr ListenAddress) tcpconn.Adopt {
+	return func(r *reactor.Reactor, fd int, peer netip.AddrPort, slot *tcpconn.Slot) {
+		pg := t.pgs[r.ID()]
+		if t.stopping.Load() {
+			slot.Release()
+			unix.Close(fd)
 			return
 		}
-		_ = unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		pgs := l.t.pgs
-		pg := pgs[int(l.next)%len(pgs)]
-		l.next++
-		a := &accepted{fd: nfd, addr: l.addr, peer: sockaddrString(sa), pg: pg}
-		if err := pg.r.Send(adoptConn, a); err != nil {
-			l.t.log.Warn("nvmf: dropping connection, reactor busy", "peer", a.peer, "err", err)
-			unix.Close(nfd)
+		c := pg.adoptFD(fd, addr, tcpconn.HostPort(peer), slot)
+		if c == nil {
+			return
+		}
+		if !slot.Bind(func() { _ = r.Post(func() { c.beginClose("evicted: connection limit reached") }) }) {
+			c.beginClose("evicted: connection limit reached")
 		}
 	}
 }
 
-type accepted struct {
-	fd   int
-	addr ListenAddress
-	peer string
-	pg   *pollGroup
-}
-
-func adoptConn(arg any) {
-	a := arg.(*accepted)
-	if a.pg.t.stopping.Load() {
-		unix.Close(a.fd)
-		return
+// adoptFD makes a connection of fd on this reactor, or closes fd and returns nil.
+//
+// Preconditions: on pg.r.
+func (pg *pollGroup) adoptFD(fd int, addr ListenAddress, peer string, slot *tcpconn.Slot) *tcpConn {
+	c := newTCPConn(pg, addr, peer)
+	c.slot = slot
+	if err := c.sock.Register(pg.r, fd, c); err != nil {
+		pg.t.log.Warn("nvmf: cannot watch connection", "peer", c.peer, "err", err)
+		if slot != nil {
+			slot.Release()
+		}
+		unix.Close(fd)
+		return nil
 	}
-	c := newTCPConn(a.pg, a.fd, a.addr, a.peer)
-	tok, err := a.pg.r.AddFD(a.fd, unix.EPOLLIN|unix.EPOLLRDHUP, c)
-	if err != nil {
-		a.pg.t.log.Warn("nvmf: cannot watch connection", "peer", a.peer, "err", err)
-		unix.Close(a.fd)
-		return
-	}
-	c.tok = tok
-	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
-	a.pg.conns[c] = struct{}{}
-	a.pg.connCount.Add(1)
-}
-
-func sockaddrString(sa unix.Sockaddr) string {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return net.JoinHostPort(net.IP(s.Addr[:]).String(), strconv.Itoa(s.Port))
-	case *unix.SockaddrInet6:
-		return net.JoinHostPort(net.IP(s.Addr[:]).String(), strconv.Itoa(s.Port))
-	}
-	return "?"
+	pg.conns[c] = struct{}{}
+	pg.connCount.Add(1)
+	return c
 }

@@ -5,10 +5,10 @@ import (
 	"sync/atomic"
 
 	"sluice/engine/internal/invariants"
+	"sluice/engine/tcpconn"
 
 	"golang.org/x/sys/unix"
 
-	"sluice/engine/internal/sys"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
 )
@@ -46,20 +46,12 @@ const (
 	recvStateIgnore                   // a fatal error was reported; input is dropped
 )
 
-// sendEntry is one buffer of the send queue. When req is set, the request is
-// released once this entry has been written in full: it is the request's last.
-type sendEntry struct {
-	b   []byte
-	req *request
-}
-
 // tcpConn is one NVMe/TCP connection and the queue pair it carries. It is owned by
 // its poll group's reactor: every method runs there.
 type tcpConn struct {
 	pg     *pollGroup
-	fd     int
-	tok    int32
-	events uint32
+	sock   tcpconn.Socket
+	slot   *tcpconn.Slot // the connection's place in its listener's limits; nil in tests
 	listen ListenAddress
 	peer   string
 	state  connState
@@ -73,9 +65,7 @@ type tcpConn struct {
 	maxH2C     uint32
 
 	// Receive side.
-	rbuf      []byte
-	rpos      int
-	rlen      int
+	rb        tcpconn.RecvBuffer
 	rstate    recvState
 	hdr       [nvme.CHLen + 128 + nvme.DigestLen]byte
 	hdrHave   int
@@ -91,19 +81,21 @@ type tcpConn struct {
 	termData  [nvme.MaxTermReqDataLen]byte
 	stalled   bool
 
-	// The queue pair.
+	// The queue pair. Request slots, the CID bitmap and the full-size receive buffer
+	// are allocated at ICReq, so that a socket that never sends one costs little.
 	qp       qpair
 	reqs     []request
 	free     []uint16
-	cidBusy  [1024]uint64
+	cidBusy  *[1024]uint64
 	inflight int // requests between capsule arrival and release
 
+	// The quota of buffers held for data the host was asked for (R2T) and has not
+	// sent yet, and the writes waiting for room in it, oldest first.
+	awaited   uint32
+	quotaWait []*request
+
 	// Send side.
-	sq       []sendEntry
-	sqHead   int
-	sqLen    int
-	sentOff  int
-	iov      [maxIOVPerWritev]unix.Iovec
+	sq       tcpconn.SendQueue
 	dirty    bool
 	icresp   [nvme.ICReqLen]byte
 	termOut  [nvme.MaxTermReqPLen]byte
@@ -118,25 +110,38 @@ type tcpConn struct {
 	forwardFn  func(any)
 }
 
-func newTCPConn(pg *pollGroup, fd int, addr ListenAddress, peer string) *tcpConn {
-	depth := int(pg.t.opts.MaxQueueDepth)
+// preICReqRecvBuf is the receive buffer of a connection that has not sent ICReq: the
+// only PDUs valid then are ICReq (128 bytes) and H2CTermReq.
+const preICReqRecvBuf = 2 * nvme.ICReqLen
+
+func newTCPConn(pg *pollGroup, addr ListenAddress, peer string) *tcpConn {
 	c := &tcpConn{
-		pg: pg, fd: fd, listen: addr, peer: peer, tok: -1,
+		pg: pg, listen: addr, peer: peer,
 		createdNs: pg.r.Now(),
-		rbuf:      make([]byte, recvBufSize),
-		reqs:      make([]request, depth),
-		free:      make([]uint16, 0, depth),
-		sq:        make([]sendEntry, depth*sendEntriesPerRequest+8),
+		rb:        tcpconn.NewRecvBuffer(preICReqRecvBuf),
+		// Before ICReq the only output is a TermReq.
+		sq: tcpconn.NewSendQueue(2),
 	}
 	c.recvLayout.Receiver = nvme.RoleController
 	c.sendLayout.Receiver = nvme.RoleHost
 	c.hdrNeed = nvme.CHLen
+	return c
+}
+
+// establish allocates what a connection needs once its host has sent a valid ICReq.
+func (c *tcpConn) establish() {
+	depth := int(c.pg.t.opts.MaxQueueDepth)
+	c.rb.Grow(recvBufSize)
+	c.reqs = make([]request, depth)
+	c.free = make([]uint16, 0, depth)
+	c.quotaWait = make([]*request, 0, depth)
+	c.cidBusy = new([1024]uint64)
+	c.sq = tcpconn.NewSendQueue(depth*sendEntriesPerRequest + 8)
 	for i := depth - 1; i >= 0; i-- {
 		r := &c.reqs[i]
 		r.init(c, uint16(i))
 		c.free = append(c.free, uint16(i))
 	}
-	return c
 }
 
 // OnEvents handles readiness from the reactor's epoll.
@@ -154,7 +159,7 @@ func (c *tcpConn) OnEvents(ev uint32) {
 	} else if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.stalled {
 		c.readSocket()
 	}
-	if c.sqLen > 0 && c.state != connStateClosed {
+	if c.sq.Len() > 0 && c.state != connStateClosed {
 		c.flush()
 	}
 	c.maybeFinishClose()
@@ -164,34 +169,14 @@ func (c *tcpConn) OnEvents(ev uint32) {
 // needs a large piece of data and nothing is buffered, the socket is read straight
 // into the I/O buffer, with the receive buffer behind it for the next PDU's header.
 func (c *tcpConn) readSocket() {
-	if c.rpos != c.rlen {
+	if !c.rb.Empty() {
 		return // unprocessed bytes remain: we are stalled on resources
 	}
-	c.rpos, c.rlen = 0, 0
-	got := 0
-	var errno unix.Errno
-	if c.rstate == recvStatePayload && c.padLeft == 0 && len(c.dst)-c.dstOff >= directReadMin {
-		sys.SetIovec(&c.iov[0], c.dst[c.dstOff:])
-		sys.SetIovec(&c.iov[1], c.rbuf)
-		got, errno = sys.Readv(c.fd, c.iov[:2])
-		c.iov[0], c.iov[1] = unix.Iovec{}, unix.Iovec{}
-		if errno == 0 && got > 0 {
-			direct := min(got, len(c.dst)-c.dstOff)
-			if c.lay.DDGST {
-				c.crc = nvme.CRC32CUpdate(c.crc, c.dst[c.dstOff:c.dstOff+direct])
-			}
-			c.dstOff += direct
-			c.rlen = got - direct
-			if c.dstOff == len(c.dst) && c.rlen == 0 {
-				c.payloadDataDone()
-			}
-		}
-	} else {
-		got, errno = sys.Read(c.fd, c.rbuf)
-		if errno == 0 {
-			c.rlen = got
-		}
+	var direct []byte
+	if c.rstate == recvStatePayload && c.padLeft == 0 {
+		direct = c.dst[c.dstOff:]
 	}
+	n, got, errno := c.rb.Fill(c.sock.FD, direct)
 	switch {
 	case errno == unix.EAGAIN || errno == unix.EINTR:
 		return
@@ -202,15 +187,24 @@ func (c *tcpConn) readSocket() {
 		c.beginClose("peer closed the connection")
 		return
 	}
+	if n > 0 {
+		if c.lay.DDGST {
+			c.crc = nvme.CRC32CUpdate(c.crc, c.dst[c.dstOff:c.dstOff+n])
+		}
+		c.dstOff += n
+		if c.dstOff == len(c.dst) && c.rb.Empty() {
+			c.payloadDataDone()
+		}
+	}
 	c.consume()
 }
 
 // consume runs the receive state machine over the buffered bytes.
 func (c *tcpConn) consume() {
-	for c.rpos < c.rlen && !c.stalled && c.state != connStateClosed {
+	for !c.rb.Empty() && !c.stalled && c.state != connStateClosed {
 		switch c.rstate {
 		case recvStateIgnore:
-			c.rpos = c.rlen
+			c.rb.Discard()
 		case recvStateHeader:
 			c.consumeHeader()
 		case recvStatePayload:
@@ -220,9 +214,9 @@ func (c *tcpConn) consume() {
 }
 
 func (c *tcpConn) consumeHeader() {
-	n := copy(c.hdr[c.hdrHave:c.hdrNeed], c.rbuf[c.rpos:c.rlen])
+	n := copy(c.hdr[c.hdrHave:c.hdrNeed], c.rb.Pending())
 	c.hdrHave += n
-	c.rpos += n
+	c.rb.Advance(n)
 	if c.hdrHave < c.hdrNeed {
 		return
 	}
@@ -297,20 +291,20 @@ func (c *tcpConn) onHeader() {
 
 func (c *tcpConn) consumePayload() {
 	if c.padLeft > 0 {
-		n := min(int(c.padLeft), c.rlen-c.rpos)
+		n := min(int(c.padLeft), len(c.rb.Pending()))
 		c.padLeft -= uint32(n)
-		c.rpos += n
+		c.rb.Advance(n)
 		if c.padLeft > 0 {
 			return
 		}
 	}
 	if c.dstOff < len(c.dst) {
-		n := copy(c.dst[c.dstOff:], c.rbuf[c.rpos:c.rlen])
+		n := copy(c.dst[c.dstOff:], c.rb.Pending())
 		if c.lay.DDGST {
 			c.crc = nvme.CRC32CUpdate(c.crc, c.dst[c.dstOff:c.dstOff+n])
 		}
 		c.dstOff += n
-		c.rpos += n
+		c.rb.Advance(n)
 		if c.dstOff < len(c.dst) {
 			return
 		}
@@ -320,9 +314,9 @@ func (c *tcpConn) consumePayload() {
 		return
 	}
 	if c.lay.DDGST {
-		n := copy(c.ddgst[c.ddgstHave:], c.rbuf[c.rpos:c.rlen])
+		n := copy(c.ddgst[c.ddgstHave:], c.rb.Pending())
 		c.ddgstHave += n
-		c.rpos += n
+		c.rb.Advance(n)
 		if c.ddgstHave < nvme.DigestLen {
 			return
 		}
@@ -405,6 +399,7 @@ func (c *tcpConn) handleICReq() {
 	nvme.FrameHeader(nvme.PDUTypeICResp, 0, 0, c.sendLayout).Put(c.icresp[:])
 	resp.Put(c.icresp[:])
 	c.state = connStateRunning
+	c.establish()
 	c.enqueue(c.icresp[:], nil)
 }
 
@@ -438,7 +433,7 @@ func (c *tcpConn) fatal(fes nvme.FES, fei uint32) {
 	}
 	c.pg.t.counters.termReqsSent.Add(1)
 	c.rstate = recvStateIgnore
-	c.rpos = c.rlen
+	c.rb.Discard()
 	hlen := min(c.hdrHave, nvme.MaxTermReqDataLen)
 	tr := nvme.NewTermReq(nvme.PDUTypeC2HTermReq, fes, fei, c.hdr[:hlen])
 	n := tr.Put(c.termOut[:])
@@ -450,108 +445,35 @@ func (c *tcpConn) fatal(fes nvme.FES, fei uint32) {
 	c.state = connStateDraining
 }
 
-// enqueue appends a buffer to the send queue and schedules a flush.
+// enqueue appends a buffer to the send queue and schedules a flush. When release is
+// set, the request is released once this buffer, its last, has been written.
 func (c *tcpConn) enqueue(b []byte, release *request) {
-	if c.sqLen == len(c.sq) {
-		// Bounded by construction: a request queues at most sendEntriesPerRequest
-		// entries and requests are bounded by the queue depth.
-		panic("nvmf: send queue overflow")
+	if release != nil {
+		c.sq.Push(b, release)
+	} else {
+		c.sq.Push(b, nil) // an untyped nil: a nil *request would be a non-nil Releaser
 	}
-	i := (c.sqHead + c.sqLen) % len(c.sq)
-	c.sq[i] = sendEntry{b: b, req: release}
-	c.sqLen++
 	c.pg.markDirty(c)
 }
 
 // flush writes as much of the send queue as the socket takes.
 func (c *tcpConn) flush() {
-	for c.sqLen > 0 && c.state != connStateClosed {
-		k, total := 0, 0
-		for k < len(c.iov) && k < c.sqLen {
-			b := c.sq[(c.sqHead+k)%len(c.sq)].b
-			if k == 0 {
-				b = b[c.sentOff:]
-			}
-			if len(b) > 0 {
-				sys.SetIovec(&c.iov[k], b)
-			} else {
-				c.iov[k] = unix.Iovec{}
-			}
-			total += len(b)
-			k++
-		}
-		n := 0
-		if total > 0 {
-			var errno unix.Errno
-			n, errno = sys.Writev(c.fd, c.iov[:k])
-			if errno == unix.EAGAIN || errno == unix.EINTR {
-				c.wantWritable(true)
-				return
-			}
-			if errno != 0 {
-				c.abandonSends()
-				c.beginClose("write: " + errno.Error())
-				return
-			}
-		}
-		c.sent(n)
-		if n < total {
-			c.wantWritable(true)
-			return
-		}
+	if c.state == connStateClosed {
+		return
 	}
-	c.wantWritable(false)
-	if c.closeOut && c.sqLen == 0 {
+	empty, errno := c.sq.Flush(c.sock.FD)
+	if errno != 0 {
+		c.sq.Drop()
+		c.beginClose("write: " + errno.Error())
+		return
+	}
+	c.sock.WantWritable(!empty)
+	if empty && c.closeOut {
 		c.beginClose(c.reason)
 	}
 }
 
-// sent retires n written bytes from the head of the send queue, releasing each
-// request whose last buffer is fully written.
-func (c *tcpConn) sent(n int) {
-	for c.sqLen > 0 {
-		e := &c.sq[c.sqHead]
-		left := len(e.b) - c.sentOff
-		if n < left {
-			c.sentOff += n
-			return
-		}
-		n -= left
-		c.sentOff = 0
-		r := e.req
-		*e = sendEntry{}
-		c.sqHead = (c.sqHead + 1) % len(c.sq)
-		c.sqLen--
-		if r != nil {
-			r.release()
-		}
-	}
-}
-
-// abandonSends drops queued output after a fatal socket error, releasing requests.
-func (c *tcpConn) abandonSends() {
-	for c.sqLen > 0 {
-		c.sent(len(c.sq[c.sqHead].b) - c.sentOff)
-	}
-}
-
-func (c *tcpConn) wantWritable(on bool) {
-	ev := c.events &^ unix.EPOLLOUT
-	if on {
-		ev |= unix.EPOLLOUT
-	}
-	c.setEvents(ev)
-}
-
-func (c *tcpConn) stopReading() { c.setEvents(c.events &^ (unix.EPOLLIN | unix.EPOLLRDHUP)) }
-
-func (c *tcpConn) setEvents(ev uint32) {
-	if ev == c.events || c.tok < 0 {
-		return
-	}
-	c.events = ev
-	_ = c.pg.r.ModifyFD(c.fd, c.tok, ev)
-}
+func (c *tcpConn) stopReading() { c.sock.StopReading() }
 
 // stall parks the receive state machine until a request slot or buffer frees up.
 // Reading stops so that TCP pushes back on the host.
@@ -560,7 +482,7 @@ func (c *tcpConn) stall() {
 		return
 	}
 	c.stalled = true
-	c.setEvents(c.events &^ unix.EPOLLIN)
+	c.sock.PauseInput()
 	c.pg.stalled = append(c.pg.stalled, c)
 }
 
@@ -585,10 +507,10 @@ func (c *tcpConn) resume() {
 		}
 	}
 	if c.state == connStateRunning || c.state == connStateAwaitICReq {
-		c.setEvents(c.events | unix.EPOLLIN | unix.EPOLLRDHUP)
+		c.sock.StartReading()
 	}
 	c.consume()
-	if c.rpos == c.rlen && !c.stalled && c.state != connStateClosed {
+	if c.rb.Empty() && !c.stalled && c.state != connStateClosed {
 		c.readSocket()
 	}
 	c.maybeFinishClose()
@@ -607,8 +529,18 @@ func (c *tcpConn) allocReq() *request {
 }
 
 func (c *tcpConn) cidInUse(cid uint16) bool { return c.cidBusy[cid>>6]&(1<<(cid&63)) != 0 }
-func (c *tcpConn) setCID(cid uint16)        { c.cidBusy[cid>>6] |= 1 << (cid & 63) }
-func (c *tcpConn) clearCID(cid uint16)      { c.cidBusy[cid>>6] &^= 1 << (cid & 63) }
+
+// closeAfterSend closes the connection once what is queued has gone out: a host the
+// target refuses is answered, then let go at once, freeing its slot.
+func (c *tcpConn) closeAfterSend(reason string) {
+	c.closeOut = true
+	c.reason = reason
+	c.state = connStateDraining
+	c.rstate = recvStateIgnore
+	c.stopReading()
+}
+func (c *tcpConn) setCID(cid uint16)   { c.cidBusy[cid>>6] |= 1 << (cid & 63) }
+func (c *tcpConn) clearCID(cid uint16) { c.cidBusy[cid>>6] &^= 1 << (cid & 63) }
 
 // beginClose stops the connection taking new work. Requests already executing in a
 // bdev finish first (their buffers are in the backend's hands); then the socket is
@@ -624,12 +556,12 @@ func (c *tcpConn) beginClose(reason string) {
 		c.state = connStateDraining
 	}
 	c.rstate = recvStateIgnore
-	c.rpos, c.rlen = 0, 0
+	c.rb.Discard()
 	c.stopReading()
 	// Nothing more will reach the host once the socket is shut (a TermReq or a
 	// graceful drain calls this only after its output went out): drop queued output so
 	// that requests, and the buffers the queue points at, can be released.
-	c.abandonSends()
+	c.sq.Drop()
 	c.releaseIdleRequests()
 	c.maybeFinishClose()
 }
@@ -640,7 +572,8 @@ func (c *tcpConn) releaseIdleRequests() {
 	for i := range c.reqs {
 		r := &c.reqs[i]
 		switch r.state {
-		case reqStateReceiving, reqStateNeedBuffer, reqStateTransferringH2C, reqStateCompleting, reqStateAwaitEvent:
+		case reqStateReceiving, reqStateNeedBuffer, reqStateQuotaWait, reqStateTransferringH2C,
+			reqStateCompleting, reqStateAwaitEvent:
 			r.release()
 		}
 	}
@@ -649,26 +582,25 @@ func (c *tcpConn) releaseIdleRequests() {
 // maybeFinishClose closes the socket once a draining connection has nothing in
 // flight.
 func (c *tcpConn) maybeFinishClose() {
-	if c.state != connStateDraining || c.inflight > 0 || (c.closeOut && c.sqLen > 0) {
+	if c.state != connStateDraining || c.inflight > 0 || (c.closeOut && c.sq.Len() > 0) {
 		return
 	}
 	c.state = connStateClosed
-	c.abandonSends()
+	c.sq.Drop()
 	if invariants.Enabled {
 		c.checkAllFree()
 	}
-	if c.tok >= 0 {
-		c.pg.r.RemoveFD(c.fd, c.tok)
-		c.tok = -1
+	c.sock.Close()
+	if c.slot != nil {
+		c.slot.Release()
 	}
-	_ = unix.Close(c.fd)
 	delete(c.pg.conns, c)
 	c.pg.connCount.Add(-1)
 	c.qp.detach(c)
 	for i := range c.reqs {
 		c.reqs[i].io.Done = nil
 	}
-	c.rbuf = nil
+	c.rb.Release()
 	c.pg.t.log.Debug("nvmf: connection closed", "peer", c.peer, "reason", c.reason)
 }
 
@@ -685,21 +617,49 @@ func (c *tcpConn) checkAllFree() {
 				i, r.state, !r.buf.IsZero(), r.cidSet))
 		}
 	}
-	for _, w := range c.cidBusy {
-		if w != 0 {
-			panic("nvmf: closed connection still marks CIDs busy")
+	if c.cidBusy != nil {
+		for _, w := range c.cidBusy {
+			if w != 0 {
+				panic("nvmf: closed connection still marks CIDs busy")
+			}
 		}
+	}
+	if c.awaited != 0 || len(c.quotaWait) != 0 {
+		panic(fmt.Sprintf("nvmf: closed connection still counts %d awaited bytes, %d writes waiting",
+			c.awaited, len(c.quotaWait)))
 	}
 }
 
-// checkTimeouts closes connections that never finished setting up, and drains that
-// take too long.
+// checkTimeouts closes connections that never finished setting up, and those whose
+// host was asked for data and has not sent it in time: the buffers it pins go back.
 func (c *tcpConn) checkTimeouts(now int64) {
+	lim := c.pg.t.limits
 	switch {
-	case c.state == connStateAwaitICReq && now-c.createdNs > int64(icreqTimeout):
+	case c.state == connStateAwaitICReq && now-c.createdNs > lim.SetupTimeoutNs():
+		lim.CountSetupTimeout()
 		c.beginClose("no ICReq in time")
-	case c.state == connStateRunning && c.qp.ctrlr == nil && now-c.createdNs > int64(icreqTimeout) && c.inflight == 0:
+	case c.state == connStateRunning && c.qp.ctrlr == nil && c.qp.subsys == nil &&
+		now-c.createdNs > lim.SetupTimeoutNs() && c.inflight == 0:
+		lim.CountSetupTimeout()
 		c.beginClose("no Connect in time")
+	case c.state == connStateRunning && c.awaited > 0:
+		c.checkDataTimeout(now, lim.DataTimeoutNs())
+	}
+}
+
+func (c *tcpConn) checkDataTimeout(now, limit int64) {
+	for i := range c.reqs {
+		r := &c.reqs[i]
+		if r.state != reqStateTransferringH2C || now-r.r2tNs <= limit {
+			continue
+		}
+		c.pg.t.limits.CountDataTimeout()
+		if c.pg.t.limits.Warn() {
+			c.pg.t.log.Warn("nvmf: host did not send the data it was asked for; closing its connection",
+				"peer", c.peer, "cid", r.sqe.CID(), "bytes", r.xfer, "waited_ms", (now-r.r2tNs)/1e6)
+		}
+		c.beginClose("H2CData timeout")
+		return
 	}
 }
 
@@ -716,7 +676,7 @@ func (c *tcpConn) drain() {
 	c.reason = "target shutting down"
 	c.releaseWaitingForHost()
 	c.maybeFinishClose()
-	if c.sqLen == 0 && c.inflight == 0 {
+	if c.sq.Len() == 0 && c.inflight == 0 {
 		c.beginClose(c.reason)
 	}
 }
@@ -727,7 +687,7 @@ func (c *tcpConn) releaseWaitingForHost() {
 	for i := range c.reqs {
 		r := &c.reqs[i]
 		switch r.state {
-		case reqStateReceiving, reqStateTransferringH2C, reqStateAwaitEvent, reqStateNeedBuffer:
+		case reqStateReceiving, reqStateTransferringH2C, reqStateAwaitEvent, reqStateNeedBuffer, reqStateQuotaWait:
 			r.release()
 		}
 	}

@@ -16,6 +16,7 @@ const (
 	reqStateFree            reqState = iota // on the connection's free list
 	reqStateReceiving                       // capsule header seen; in-capsule data arriving
 	reqStateNeedBuffer                      // waiting for a data buffer
+	reqStateQuotaWait                       // a write waiting for room in the awaited-data quota
 	reqStateTransferringH2C                 // R2T sent; H2CData arriving
 	reqStateExecuting                       // in a command executor, a bdev or another reactor
 	reqStateAwaitEvent                      // an Asynchronous Event Request parked on its controller
@@ -30,6 +31,8 @@ func (s reqState) String() string {
 		return "receiving"
 	case reqStateNeedBuffer:
 		return "need_buffer"
+	case reqStateQuotaWait:
+		return "quota_wait"
 	case reqStateTransferringH2C:
 		return "transferring_h2c"
 	case reqStateExecuting:
@@ -61,7 +64,9 @@ type request struct {
 	icd      bool    // data arrived in the capsule
 	h2cDone  uint32  // H2C bytes received
 	failWith uint16  // nonzero: complete with this status instead of executing
-	startNs  int64   // capsule arrival, for busy time
+	startNs  int64   // capsule arrival
+	r2tNs    int64   // R2T sent, for the data timeout
+	awaited  bool    // xfer counts in the connection's awaited-data quota
 	ns       *Namespace
 	io       bdev.IO
 	dsmNext  int // next Dataset Management range to deallocate
@@ -211,8 +216,17 @@ func (r *request) parseSGL() nvme.Status {
 }
 
 // getBuffer allocates the data buffer of a transport-SGL transfer, then moves on: an
-// R2T for writes, execution otherwise.
+// R2T for writes, execution otherwise. A write whose data would take the connection
+// past its quota of buffers awaiting data waits for earlier writes' data first; the
+// connection keeps reading meanwhile, so that data can come.
 func (r *request) getBuffer() {
+	c := r.c
+	if r.dir == nvme.DirHostToCtrl && !r.icd && r.state != reqStateQuotaWait && !c.quotaAllows(r.xfer) {
+		r.state = reqStateQuotaWait
+		c.quotaWait = append(c.quotaWait, r)
+		c.pg.t.limits.CountQuotaWait()
+		return
+	}
 	if r.xfer > 0 && !r.icd {
 		b, err := r.c.pg.mem.Alloc(int(r.xfer))
 		if err != nil {
@@ -223,10 +237,53 @@ func (r *request) getBuffer() {
 		r.buf, r.data = b, b.Bytes()
 	}
 	if r.dir == nvme.DirHostToCtrl && !r.icd {
+		r.awaited = true
+		c.awaited += r.xfer
+		c.pg.awaited += uint64(r.xfer)
 		r.sendR2T()
 		return
 	}
 	r.execute()
+}
+
+// quotaAllows reports whether n more bytes may await data: within the connection's
+// quota and the reactor's cap. A connection with nothing awaited always may, so that
+// every connection makes progress; a write larger than the quota then runs alone.
+func (c *tcpConn) quotaAllows(n uint32) bool {
+	if c.awaited == 0 {
+		return true
+	}
+	return c.awaited+n <= c.pg.t.limits.MaxAwaitedDataBytes() && c.pg.awaited+uint64(n) <= c.pg.awaitedCap
+}
+
+// dataArrived takes r's bytes out of the quota and lets waiting writes ask for theirs,
+// oldest first.
+func (r *request) dataArrived() {
+	c := r.c
+	r.awaited = false
+	c.awaited -= r.xfer
+	c.pg.awaited -= uint64(r.xfer)
+	for len(c.quotaWait) > 0 && c.state == connStateRunning && c.quotaAllows(c.quotaWait[0].xfer) {
+		w := c.quotaWait[0]
+		copy(c.quotaWait, c.quotaWait[1:])
+		c.quotaWait[len(c.quotaWait)-1] = nil
+		c.quotaWait = c.quotaWait[:len(c.quotaWait)-1]
+		w.getBuffer()
+		if c.stalled {
+			return
+		}
+	}
+}
+
+func (c *tcpConn) dropQuotaWait(r *request) {
+	for i, w := range c.quotaWait {
+		if w == r {
+			copy(c.quotaWait[i:], c.quotaWait[i+1:])
+			c.quotaWait[len(c.quotaWait)-1] = nil
+			c.quotaWait = c.quotaWait[:len(c.quotaWait)-1]
+			return
+		}
+	}
 }
 
 // needBufferRetry is the stalled connection's retry of getBuffer.
@@ -238,6 +295,7 @@ func (r *request) sendR2T() {
 	c := r.c
 	r.state = reqStateTransferringH2C
 	r.h2cDone = 0
+	r.r2tNs = c.pg.r.Now()
 	ch := nvme.FrameHeader(nvme.PDUTypeR2T, 0, 0, c.sendLayout)
 	ch.Put(r.pduHdr[:])
 	pdu := nvme.R2T{CCCID: r.sqe.CID(), TTAG: r.idx, R2TO: 0, R2TL: r.xfer}
@@ -288,6 +346,7 @@ func (r *request) h2cReceived(n uint32) {
 	if r.h2cDone < r.xfer {
 		return
 	}
+	r.dataArrived()
 	if r.failWith != 0 {
 		r.complete(nvme.Status(r.failWith))
 		return
@@ -397,6 +456,10 @@ func (r *request) queueC2H(success bool) bool {
 	return success
 }
 
+// Sent is told by the send queue that the request's last buffer left: its answer is
+// out (or the connection is going away).
+func (r *request) Sent() { r.release() }
+
 // release returns the slot and its buffer.
 func (r *request) release() {
 	if r.state == reqStateFree {
@@ -416,6 +479,14 @@ func (r *request) release() {
 	}
 	if r.busyCounted {
 		c.ioEnded(r)
+	}
+	if r.awaited {
+		r.awaited = false
+		c.awaited -= r.xfer
+		c.pg.awaited -= uint64(r.xfer)
+	}
+	if r.state == reqStateQuotaWait {
+		c.dropQuotaWait(r)
 	}
 	r.data, r.icd, r.ns = nil, false, nil
 	r.failWith, r.xfer, r.h2cDone = 0, 0, 0

@@ -68,7 +68,7 @@ func (st *stepTarget) describeConns() string {
 	}
 	for c := range st.pg.conns {
 		fmt.Fprintf(&b, "\n  conn qid %d state %v inflight %d closeOut %v sq %d stalled %v:", c.qp.qid, c.state,
-			c.inflight, c.closeOut, c.sqLen, c.stalled)
+			c.inflight, c.closeOut, c.sq.Len(), c.stalled)
 		for i := range c.reqs {
 			if r := &c.reqs[i]; r.state != reqStateFree {
 				fmt.Fprintf(&b, " [%d %v io %v]", i, r.state, r.io.InFlight())

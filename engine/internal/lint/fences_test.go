@@ -26,6 +26,7 @@ var layers = []struct {
 	{"engine/mem", 1},
 	{"engine/bdev", 2},
 	{"engine/rpc", 2},
+	{"engine/tcpconn", 2},
 	{"engine/reservation", 3},
 	{"engine/group", 3},
 	{"engine/replication", 3},
