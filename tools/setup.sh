@@ -4,13 +4,14 @@
 # everything is there. Go itself is expected at /usr/local/go or on PATH (the
 # project's toolchain, Go 1.26); Go modules come through the module proxy.
 #
-#   setup.sh build   C libraries for cgo (liburing, libnuma) and a C compiler
+#   setup.sh build   C libraries for cgo (liburing, libnuma, OpenSSL's libcrypto) and a C
+#                    compiler
 #   setup.sh test    the above, plus the interop peers (qemu, busybox, nvme-cli) and
 #                    the Go tools the lint and benchmark steps use
 set -euo pipefail
 
 want=${1:-test}
-pkgs=(gcc pkg-config liburing-dev libnuma-dev)
+pkgs=(gcc pkg-config liburing-dev libnuma-dev libssl-dev)
 if [[ $want == test ]]; then
 	pkgs+=(qemu-system-x86 busybox-static nvme-cli cpio gzip xz-utils iproute2)
 fi
