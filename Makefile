@@ -17,7 +17,7 @@ INTEROP_TIMEOUT ?= 20m
 
 export PATH := $(PATH):$(GOBIN)
 
-.PHONY: all build run test setup setup-build lint unit interop fuzz bench generate clean
+.PHONY: all build run test setup setup-build lint unit interop fuzz bench bench-quick generate clean
 
 all: build
 
@@ -49,7 +49,8 @@ unit:
 	tools/hugepages.sh run $(TEST_HUGEPAGES) -- $(GO) test -count=1 -timeout $(UNIT_TIMEOUT) \
 		$$($(GO) list ./... | grep -v -e /tools/interop -e /tools/guest)
 	$(GO) test -count=1 -race -timeout $(UNIT_TIMEOUT) ./engine/reactor/... ./engine/mem/... \
-		./engine/bdev/... ./engine/nvmf/... ./engine/rpc/... ./cgo/...
+		./engine/bdev/... ./engine/nvmf/... ./engine/rpc/... ./engine/tcpconn/... \
+		./engine/reservation/... ./cgo/...
 	$(GO) test -count=1 -tags invariants -timeout $(UNIT_TIMEOUT) ./engine/mem/... ./engine/bdev/... \
 		./engine/nvmf/...
 
@@ -65,13 +66,23 @@ interop:
 fuzz:
 	tools/fuzz.sh $(FUZZTIME)
 
-# The harness pins sluiced (and the raw-socket limit server) to cpu 0 and its load
-# generator to cpu 1; results land in bench/out (results.txt is benchstat input).
-BENCH_ARGS ?= -count 5 -duration 5s
+# The benchmark harness: the workload matrix against sluice, the raw-socket limit and the
+# peers found on this machine (tgt; SPDK's targets and spdk_nvme_perf with SPDK_DIR),
+# targets pinned to cpu 0 and initiators to cpu 1, plus the packages' go test -bench
+# against bench/baseline/micro.txt. Results in BENCH_OUT: report.md, results.json,
+# points/*.json, SVG and PNG plots, results.txt and micro.txt (benchstat input).
+# BENCH_QUICK=1 runs the tiny matrix that `make test` runs end to end.
+BENCH_OUT   ?= bench/out
+BENCH_QUICK ?=
+SPDK_DIR    ?=
+BENCH_ARGS  ?=
 bench: build
 	$(GO) build -o $(BIN)/ ./bench/cmd/sluicebench
-	tools/hugepages.sh run 512 -- $(BIN)/sluicebench -sluiced $(BIN)/sluiced $(BENCH_ARGS)
-	@echo "more: go test -run '^$$' -bench . ./engine/mem/ ./engine/nvmf/ ./engine/reactor/"
+	tools/hugepages.sh run 1024 -- $(BIN)/sluicebench -sluiced $(BIN)/sluiced -out $(BENCH_OUT) \
+		$(if $(BENCH_QUICK),-quick) $(if $(SPDK_DIR),-spdk-dir $(SPDK_DIR)) $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) bench BENCH_QUICK=1
 
 clean:
 	rm -rf $(BIN)

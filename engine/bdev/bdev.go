@@ -271,6 +271,19 @@ func (b *Bdev) SizeBytes() uint64 { return b.cfg.NumBlocks * uint64(b.cfg.BlockS
 // UUID is the bdev's identity.
 func (b *Bdev) UUID() [16]byte { return b.cfg.UUID }
 
+// NGUID is the volume's 128-bit identifier, the same through every protocol that
+// exports it (NVMe NGUID, the SCSI NAA designator's identifier, the reservation state's
+// key): the UUID's bytes, so that it is stable across restarts.
+func (b *Bdev) NGUID() [16]byte { return b.cfg.UUID }
+
+// EUI64 is the volume's 64-bit identifier (NVMe EUI64, SCSI EUI-64 designator): the
+// second half of the UUID, whose first half carries its version and variant bits.
+func (b *Bdev) EUI64() [8]byte {
+	var e [8]byte
+	copy(e[:], b.cfg.UUID[8:])
+	return e
+}
+
 // Caps says what the bdev serves.
 func (b *Bdev) Caps() Caps { return b.cfg.Caps }
 

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 
 	"sluice/engine/proto/nvme"
+	"sluice/engine/reservation"
 )
 
 // execAdmin runs an admin command on the controller's reactor (the admin queue's).
@@ -25,7 +26,9 @@ func (ctrlr *Ctrlr) execAdmin(r *request) {
 	case nvme.AdminGetLogPage:
 		r.complete(ctrlr.getLogPage(r))
 	case nvme.AdminSetFeatures:
-		r.complete(ctrlr.setFeatures(r))
+		if st := ctrlr.setFeatures(r); st != statusPending {
+			r.complete(st)
+		}
 	case nvme.AdminGetFeatures:
 		r.complete(ctrlr.getFeatures(r))
 	case nvme.AdminAsyncEventRequest:
@@ -170,6 +173,9 @@ func (ctrlr *Ctrlr) identifyController() nvme.IdentifyController {
 	id.NN = s.maxNS
 	id.MNAN = s.maxNS
 	id.ONCS = nvme.ONCSDSM | nvme.ONCSWriteZeroes
+	if t.resv != nil {
+		id.ONCS |= nvme.ONCSReservations
+	}
 	// Volatile write cache present; bits 2:1 = 10b: Flush with NSID FFFFFFFFh is not
 	// supported (a flush names its namespace).
 	id.VWC = 1 | 2<<1
@@ -206,6 +212,12 @@ func identifyNamespace(ns *Namespace) nvme.IdentifyNamespace {
 	}
 	id.NGUID = ns.NGUID
 	id.EUI64 = ns.EUI64
+	if ns.vol != nil {
+		// All six types, Ignore Existing Key as the spec defines it for 1.3+, and
+		// persistence through power loss (kept by the group, or the standalone node's
+		// store).
+		id.RESCAP = nvme.RESCAPAll
+	}
 	return id
 }
 
@@ -263,9 +275,12 @@ func (ctrlr *Ctrlr) getLogPage(r *request) nvme.Status {
 			ctrlr.changedNS, ctrlr.nsOver, ctrlr.nsMasked = ctrlr.changedNS[:0], false, false
 		}
 		return st
+	case nvme.LogReservationNotification:
+		b := ctrlr.resvLogPage(g.RAE)
+		return logPage(r, b[:], g)
 	case nvme.LogCommandEffects:
 		var b [nvme.CommandEffectsLogLen]byte
-		l := commandEffects()
+		l := commandEffects(ctrlr.t.resv != nil)
 		l.MarshalTo(&b)
 		return logPage(r, b[:], g)
 	}
@@ -317,8 +332,15 @@ func (ctrlr *Ctrlr) healthLog() nvme.SMARTLog {
 	}
 }
 
-func commandEffects() nvme.CommandEffectsLog {
+func commandEffects(resv bool) nvme.CommandEffectsLog {
 	var l nvme.CommandEffectsLog
+	if resv {
+		l.IOCS[nvme.NVMReservationReport] = nvme.EffectCSUPP
+		for _, op := range []nvme.NVMOpcode{nvme.NVMReservationRegister, nvme.NVMReservationAcquire,
+			nvme.NVMReservationRelease} {
+			l.IOCS[op] = nvme.EffectCSUPP
+		}
+	}
 	for _, op := range []nvme.AdminOpcode{nvme.AdminGetLogPage, nvme.AdminIdentify, nvme.AdminAbort,
 		nvme.AdminSetFeatures, nvme.AdminGetFeatures, nvme.AdminAsyncEventRequest, nvme.AdminKeepAlive} {
 		l.ACS[op] = nvme.EffectCSUPP
@@ -335,6 +357,11 @@ func commandEffects() nvme.CommandEffectsLog {
 func (ctrlr *Ctrlr) setFeatures(r *request) nvme.Status {
 	fid := r.sqe.FeatureID()
 	v := r.sqe.CDW11()
+	if fid == nvme.FeatReservationPersistence {
+		// Saveable by nature: the setting lives with the reservation state, which
+		// the group (or the standalone node's store) keeps.
+		return ctrlr.setResvPersistence(r, v)
+	}
 	if r.sqe.CDW10()&nvme.FeatureSaveBit != 0 {
 		return nvme.StatusFeatureIdentifierNotSaveable.WithDNR()
 	}
@@ -393,6 +420,8 @@ func (ctrlr *Ctrlr) setFeatures(r *request) nvme.Status {
 	case nvme.FeatHostIdentifier:
 		// On fabrics the host ID comes from Connect (nvmet does the same).
 		return nvme.StatusCommandSequenceError.WithDNR()
+	case nvme.FeatReservationNotificationMask:
+		return ctrlr.setResvMask(r.sqe.NSID(), v)
 	default:
 		return nvme.StatusInvalidField.WithDNR()
 	}
@@ -449,6 +478,18 @@ func (ctrlr *Ctrlr) getFeatures(r *request) nvme.Status {
 		v = pick(current, f.asyncEvents)
 	case nvme.FeatKeepAliveTimer:
 		v = pick(current, ctrlr.katoMs)
+	case nvme.FeatReservationNotificationMask:
+		if _, st := ctrlr.resvNamespace(r.sqe.NSID(), true); !st.Success() {
+			return st
+		}
+		v = pick(current, ctrlr.resvLog.mask(r.sqe.NSID()))
+	case nvme.FeatReservationPersistence:
+		ns, st := ctrlr.resvNamespace(r.sqe.NSID(), false)
+		if !st.Success() {
+			return st
+		}
+		// The current and saved values are one: the setting is kept with the state.
+		v = nvme.ResvPersistence(sel != 1 && ns.vol.State().PTPL)
 	case nvme.FeatHostIdentifier:
 		if r.sqe.CDW11()&nvme.HostIDEXHID == 0 {
 			// Fabrics host IDs are 128 bits; only the extended form is valid.
@@ -477,7 +518,11 @@ func (ctrlr *Ctrlr) hasIOQueues() bool {
 
 // Get Features SEL 011b capability bits (Base: bit 0 saveable, bit 1 namespace
 // specific, bit 2 changeable).
-const featChangeable = 1 << 2
+const (
+	featSaveable   = 1 << 0
+	featNSSpecific = 1 << 1
+	featChangeable = 1 << 2
+)
 
 // featureCapabilities answers SEL 011b for the features this controller serves, and
 // only for those: none is saveable (Set Features refuses SV) or namespace specific.
@@ -498,8 +543,60 @@ func (ctrlr *Ctrlr) featureCapabilities(fid nvme.FeatureID) (uint32, bool) {
 	case nvme.FeatHostIdentifier:
 		// Set by Connect on fabrics; Set Features refuses it.
 		return 0, true
+	case nvme.FeatReservationNotificationMask:
+		if ctrlr.t.resv != nil {
+			return featChangeable | featNSSpecific, true
+		}
+	case nvme.FeatReservationPersistence:
+		if ctrlr.t.resv != nil {
+			return featChangeable | featNSSpecific | featSaveable, true
+		}
 	}
 	return 0, false
+}
+
+// resvNamespace finds the namespace a reservation feature names. allowAll admits
+// NSID FFFFFFFFh (feature 82h's "every namespace").
+func (ctrlr *Ctrlr) resvNamespace(nsid uint32, allowAll bool) (*Namespace, nvme.Status) {
+	if ctrlr.t.resv == nil {
+		return nil, nvme.StatusInvalidField.WithDNR()
+	}
+	if nsid == 0xFFFFFFFF && allowAll {
+		return nil, nvme.StatusSuccess
+	}
+	ns := ctrlr.subsys.namespaces().get(nsid)
+	if ns == nil || ns.vol == nil {
+		return nil, nvme.StatusInvalidNamespaceOrFormat.WithDNR()
+	}
+	return ns, nvme.StatusSuccess
+}
+
+// setResvMask is Set Features 82h: which notices this controller logs, per namespace
+// or, with NSID FFFFFFFFh, for every namespace.
+func (ctrlr *Ctrlr) setResvMask(nsid, v uint32) nvme.Status {
+	if _, st := ctrlr.resvNamespace(nsid, true); !st.Success() {
+		return st
+	}
+	if _, ok := nvme.DecodeResvNotifMask(v); !ok {
+		return nvme.StatusInvalidField.WithDNR()
+	}
+	if nsid == 0xFFFFFFFF {
+		clear(ctrlr.resvLog.masks)
+	}
+	ctrlr.resvLog.masks[nsid] = v
+	return nvme.StatusSuccess
+}
+
+// setResvPersistence is Set Features 83h: a reservation command like any other, decided
+// by the group (it asks to persist when PTPL is 1), answered later on this reactor.
+func (ctrlr *Ctrlr) setResvPersistence(r *request, v uint32) nvme.Status {
+	ns, st := ctrlr.resvNamespace(r.sqe.NSID(), false)
+	if !st.Success() {
+		return st
+	}
+	cmd := reservation.NVMeSetPTPLCommand(ctrlr.resvID, v)
+	r.c.submitResv(r, ns.vol, cmd)
+	return statusPending
 }
 
 func pick(current bool, v uint32) uint32 {

@@ -13,10 +13,25 @@ import (
 // reads and writes into preallocated buffers) allocates nothing either, so the count
 // is the target's.
 func TestDataPathAllocatesNothing(t *testing.T) {
-	for _, module := range []string{"null", "malloc"} {
+	for _, module := range []string{"null", "malloc", "malloc+reservation"} {
 		t.Run(module, func(t *testing.T) {
-			st := newStepTarget(t, module)
+			resv := module == "malloc+reservation"
+			if resv {
+				module = "malloc"
+			}
+			st := newStepTargetOpts(t, stepOpts{module: module, resv: resv})
 			_, io := st.ioPair(false, false, 0)
+			if resv {
+				// A reservation held by this host: every I/O runs the conflict
+				// check's full scan, which must allocate nothing either.
+				if s := register(io, nvme.ResvRegister{RREGA: nvme.RREGARegister}, nvme.ResvRegisterData{NRKEY: 1}); !s.Success() {
+					t.Fatal(s)
+				}
+				if s := acquire(io, nvme.ResvAcquire{RACQA: nvme.RACQAAcquire, RTYPE: nvme.RTypeWriteExclusiveRegistrantsOnly},
+					nvme.ResvAcquireData{CRKEY: 1}); !s.Success() {
+					t.Fatal(s)
+				}
+			}
 			data := make([]byte, 4096)
 			for i := range data {
 				data[i] = byte(i * 7)

@@ -5,6 +5,7 @@ import (
 
 	"sluice/engine/bdev"
 	"sluice/engine/proto/nvme"
+	"sluice/engine/reservation"
 )
 
 // qpair is the queue-pair half of a connection: which controller and queue it is,
@@ -120,6 +121,7 @@ type Ctrlr struct {
 	cntlid  uint16
 	hostNQN string
 	hostID  [16]byte
+	resvID  reservation.Identity // the host identifier as reservations know it
 	admin   *tcpConn
 	ioqs    []*tcpConn // index qid
 
@@ -143,10 +145,13 @@ type Ctrlr struct {
 	errLog   [errLogLen]nvme.ErrorLogEntry
 	errCount uint64
 	errNext  int
+
+	resvLog resvNotices
 }
 
 func newCtrlr(t *Target, s *Subsystem, c *tcpConn, hostNQN string, hostID [16]byte, katoMs uint32) *Ctrlr {
 	ctrlr := &Ctrlr{t: t, subsys: s, pg: c.pg, hostNQN: hostNQN, hostID: hostID, admin: c,
+		resvID: reservation.NVMeHost(hostID), resvLog: resvNotices{masks: map[uint32]uint32{}},
 		ioqs: make([]*tcpConn, t.opts.MaxIOQPairsPerCtrlr+1), katoMs: katoMs, lastKA: c.pg.r.Now()}
 	ctrlr.numIOQ = t.opts.MaxIOQPairsPerCtrlr
 	ctrlr.feat.asyncEvents = 0

@@ -15,6 +15,8 @@ import (
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
+	"sluice/engine/reservation/manager"
+	"sluice/engine/reservation/manager/managertest"
 	"sluice/engine/tcpconn"
 )
 
@@ -30,6 +32,9 @@ type stepTarget struct {
 	dom   *mem.Domain
 
 	fakeNs atomic.Int64
+
+	decider *managertest.Decider
+	resv    *manager.Manager
 }
 
 const testNQN = "nqn.2026-11.dev.sluice:test"
@@ -53,6 +58,8 @@ type stepOpts struct {
 	delayPolls uint32
 	fakeClock  bool
 	limits     tcpconn.Limits
+	// resv serves reservations, decided by an in-memory decider (st.decider).
+	resv bool
 }
 
 func newStepTargetOpts(t testing.TB, o stepOpts) *stepTarget {
@@ -84,6 +91,13 @@ func newStepTargetOpts(t testing.TB, o stepOpts) *stepTarget {
 	st.tgt = &Target{opts: opts, bdevs: st.bdevs, log: testLogger(),
 		firmware: "test", started: time.Now(), subsystems: map[string]*Subsystem{}, listeners: map[string]*listener{}}
 	st.tgt.limits, _ = tcpconn.NewLimitSet(o.limits)
+	if o.resv {
+		st.decider = managertest.New()
+		st.resv = manager.New(manager.Config{Decider: st.decider, Reactors: []*reactor.Reactor{r}})
+		t.Cleanup(st.resv.Close)
+		st.tgt.resv = st.resv
+		st.resv.AddSink(st.tgt)
+	}
 	st.pg = newPollGroup(st.tgt, r, core)
 	st.pg.start()
 	st.tgt.pgs = []*pollGroup{st.pg}
@@ -153,6 +167,9 @@ type stepHost struct {
 	cntlid uint16
 	maxH2C uint32
 	kato   uint32 // keep-alive timeout the admin Connect asks for, ms
+	// hostID and hostNQN are the host identity Connect sends; zero: the test host's.
+	hostID  [16]byte
+	hostNQN string
 }
 
 func (st *stepTarget) connect() *stepHost {
@@ -358,6 +375,9 @@ const testHostNQN = "nqn.2014-08.org.nvmexpress:uuid:5a1c3e00-7b2d-4c9e-8f10-2e6
 func (h *stepHost) connectQueue(qid uint16, cntlid uint16, cattr uint8) nvme.CQE {
 	h.st.t.Helper()
 	cd := nvme.ConnectData{HostID: testHostID, CNTLID: cntlid, SubNQN: testNQN, HostNQN: testHostNQN}
+	if h.hostNQN != "" {
+		cd.HostID, cd.HostNQN = h.hostID, h.hostNQN
+	}
 	var b [nvme.ConnectDataLen]byte
 	if err := cd.MarshalTo(&b); err != nil {
 		h.st.t.Fatal(err)

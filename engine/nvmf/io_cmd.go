@@ -17,7 +17,18 @@ func (c *tcpConn) execIO(r *request) {
 	c.ioStarted(r)
 	io := &r.io
 	bs := uint64(ns.Bdev.BlockSize())
-	switch op := r.sqe.NVMOpcode(); op {
+	op := r.sqe.NVMOpcode()
+	switch op {
+	case nvme.NVMReservationRegister, nvme.NVMReservationAcquire, nvme.NVMReservationRelease,
+		nvme.NVMReservationReport:
+		c.execResv(r, ns, op)
+		return
+	}
+	if !c.resvAllows(ns, op) {
+		r.complete(nvme.StatusReservationConflict.WithDNR())
+		return
+	}
+	switch op {
 	case nvme.NVMRead, nvme.NVMWrite:
 		slba, nlb := r.sqe.SLBA(), uint64(r.sqe.Blocks())
 		if slba >= ns.Bdev.NumBlocks() || nlb > ns.Bdev.NumBlocks()-slba {

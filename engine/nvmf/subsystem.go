@@ -12,6 +12,7 @@ import (
 
 	"sluice/engine/bdev"
 	"sluice/engine/proto/nvme"
+	"sluice/engine/reservation/manager"
 	"sluice/engine/rpc"
 )
 
@@ -45,6 +46,9 @@ type Namespace struct {
 	NGUID [16]byte
 	UUID  [16]byte
 	EUI64 [8]byte
+	// vol is the volume's reservation state, shared with every other export of the
+	// bdev and keyed by the bdev's own NGUID; nil when the target serves no reservations.
+	vol *manager.Volume
 }
 
 // nsTable is the immutable snapshot of a subsystem's namespaces that I/O queues read
@@ -237,7 +241,7 @@ type NamespaceParams struct {
 
 // addNamespace publishes a namespace and returns it. Identity defaults derive from
 // the bdev's UUID, so they are stable across restarts.
-func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, error) {
+func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev, vol *manager.Volume) (*Namespace, error) {
 	if s.discovery {
 		return nil, fmt.Errorf("the discovery subsystem has no namespaces: %w", ErrInvalid)
 	}
@@ -264,9 +268,9 @@ func (s *Subsystem) addNamespace(p NamespaceParams, b *bdev.Bdev) (*Namespace, e
 	if s.nsList[nsid] != nil {
 		return nil, fmt.Errorf("subsystem %s nsid %d: %w", s.nqn, nsid, ErrExists)
 	}
-	ns := &Namespace{ID: nsid, Bdev: b, UUID: b.UUID()}
-	copy(ns.NGUID[:], ns.UUID[:])
-	copy(ns.EUI64[:], ns.UUID[8:])
+	// The volume's identity is the bdev's; explicit identifiers here only change how
+	// this namespace presents itself (its reservation state stays the volume's).
+	ns := &Namespace{ID: nsid, Bdev: b, UUID: b.UUID(), NGUID: b.NGUID(), EUI64: b.EUI64(), vol: vol}
 	var err error
 	if p.UUID != "" {
 		if ns.UUID, err = bdev.ParseUUID(p.UUID); err != nil {

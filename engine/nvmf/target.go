@@ -13,6 +13,7 @@ import (
 	"sluice/engine/mem"
 	"sluice/engine/proto/nvme"
 	"sluice/engine/reactor"
+	"sluice/engine/reservation/manager"
 	"sluice/engine/tcpconn"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	// PowerOnSeconds is the power-on time of earlier runs, which the health log's
 	// Power On Hours continues.
 	PowerOnSeconds uint64
+	// Reservations is the node's reservation manager; nil serves no reservations
+	// (Identify ONCS bit 5 clear).
+	Reservations *manager.Manager
 }
 
 // counters are target-wide error counters, for nvmf_get_stats.
@@ -55,6 +59,7 @@ type Target struct {
 	counters counters
 	stopping atomic.Bool
 	limits   *tcpconn.LimitSet
+	resv     *manager.Manager
 
 	powerCycles     uint64
 	unsafeShutdowns uint64
@@ -95,8 +100,8 @@ func NewTarget(cfg Config) (*Target, error) {
 	}
 	t := &Target{opts: opts, bdevs: cfg.Bdevs, group: cfg.Reactors, log: log, firmware: fw,
 		started: time.Now(), powerCycles: cfg.PowerCycles, unsafeShutdowns: cfg.UnsafeShutdowns,
-		powerOnBase: cfg.PowerOnSeconds,
-		subsystems:  map[string]*Subsystem{}, listeners: map[string]*listener{}}
+		powerOnBase: cfg.PowerOnSeconds, resv: cfg.Reservations,
+		subsystems: map[string]*Subsystem{}, listeners: map[string]*listener{}}
 	if t.limits, err = tcpconn.NewLimitSet(opts.Limits); err != nil {
 		return nil, err
 	}
@@ -113,6 +118,9 @@ func NewTarget(cfg Config) (*Target, error) {
 	}
 	t.subsystems[DiscoveryNQN] = disc
 	t.publishDiscovery()
+	if t.resv != nil {
+		t.resv.AddSink(t)
+	}
 	return t, nil
 }
 
@@ -213,7 +221,11 @@ func (t *Target) AddNamespace(nqn string, p NamespaceParams) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	ns, err := s.addNamespace(p, b)
+	var vol *manager.Volume
+	if t.resv != nil {
+		vol = t.resv.Volume(b.NGUID())
+	}
+	ns, err := s.addNamespace(p, b, vol)
 	if err != nil {
 		return 0, err
 	}
