@@ -188,6 +188,17 @@ func HostPort(a netip.AddrPort) string {
 	return net.JoinHostPort(a.Addr().String(), strconv.Itoa(int(a.Port())))
 }
 
+// LocalAddr is the local address of a connected socket: where an accepted connection
+// arrived, which a target reports back (an iSCSI SendTargets answer names the portal
+// the initiator reached).
+func LocalAddr(fd int) (netip.AddrPort, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return addrPort(sa), nil
+}
+
 // BoundAddr is the address the socket is bound to (the kernel's port when Addr asked
 // for port 0).
 func (l *Listener) BoundAddr() (netip.AddrPort, error) {

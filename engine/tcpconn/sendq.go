@@ -117,3 +117,17 @@ func (q *SendQueue) Drop() {
 		q.retire(len(q.entries[q.head].b) - q.sentOff)
 	}
 }
+
+// Grow enlarges the queue to capacity entries, keeping what is queued in order: a
+// connection sized for its setup (a few buffers) takes its full size once the peer has
+// shown it speaks the protocol.
+func (q *SendQueue) Grow(capacity int) {
+	if capacity <= len(q.entries) {
+		return
+	}
+	e := make([]sendEntry, capacity)
+	for i := 0; i < q.n; i++ {
+		e[i] = q.entries[(q.head+i)%len(q.entries)]
+	}
+	q.entries, q.head = e, 0
+}

@@ -57,6 +57,19 @@ func (s *Socket) PauseInput() { s.setEvents(s.events &^ unix.EPOLLIN) }
 // StartReading restores input events.
 func (s *Socket) StartReading() { s.setEvents(s.events | unix.EPOLLIN | unix.EPOLLRDHUP) }
 
+// Detach stops watching the socket and hands its descriptor over, open, so that
+// another reactor may Register it: an iSCSI connection joining a session moves to the
+// session's reactor.
+func (s *Socket) Detach() int {
+	if s.tok >= 0 {
+		s.R.RemoveFD(s.FD, s.tok)
+		s.tok = -1
+	}
+	fd := s.FD
+	s.FD = -1
+	return fd
+}
+
 // Close unregisters and closes the socket.
 func (s *Socket) Close() {
 	if s.tok >= 0 {

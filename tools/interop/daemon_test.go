@@ -40,15 +40,16 @@ func TestMain(m *testing.M) {
 // daemon is a running sluiced process with its own data directory, RPC socket and
 // ports, so that tests do not collide with each other or with `make run`.
 type daemon struct {
-	t        testing.TB
-	dataDir  string
-	sock     string
-	nvmfPort int
-	discPort int
-	args     []string
-	cmd      *exec.Cmd
-	logPath  string
-	exited   chan struct{}
+	t         testing.TB
+	dataDir   string
+	sock      string
+	nvmfPort  int
+	discPort  int
+	iscsiPort int
+	args      []string
+	cmd       *exec.Cmd
+	logPath   string
+	exited    chan struct{}
 }
 
 // dataRoot is on the root file system, where O_DIRECT works (tmpfs refuses it).
@@ -72,9 +73,11 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	d := &daemon{t: t, dataDir: dir, sock: filepath.Join(dir, "rpc.sock"),
-		nvmfPort: freePort(t), discPort: freePort(t), logPath: filepath.Join(dir, "sluiced.log")}
+		nvmfPort: freePort(t), discPort: freePort(t), iscsiPort: freePort(t),
+		logPath: filepath.Join(dir, "sluiced.log")}
 	d.args = append([]string{"--data-dir", dir, "--rpc-socket", d.sock,
 		"--nvmf-port", strconv.Itoa(d.nvmfPort), "--discovery-port", strconv.Itoa(d.discPort),
+		"--iscsi-port", strconv.Itoa(d.iscsiPort), "--group-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--mem-size", "128M", "--cores", "0"}, extra...)
 	d.start()
 	t.Cleanup(func() {

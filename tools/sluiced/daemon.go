@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"sluice/engine/bdev"
+	"sluice/engine/group"
+	"sluice/engine/iscsi"
 	"sluice/engine/mem"
 	"sluice/engine/nvmf"
 	"sluice/engine/reactor"
@@ -23,6 +25,8 @@ type options struct {
 	idleSpin                       time.Duration
 	memSize, hugepages, listenAddr string
 	nvmfPort, discoveryPort        string
+	iscsiPort                      string
+	groupAddr                      string
 	maxQueueDepth, maxIOSize       uint
 	icdSize, maxH2CData            uint
 	logLevel, cpuProfile           string
@@ -36,6 +40,8 @@ type daemon struct {
 	group  *reactor.Group
 	bdevs  *bdev.Manager
 	target *nvmf.Target
+	iscsi  *iscsi.Target
+	resv   *reservations
 	reg    *rpc.Registry
 	srv    *rpc.Server
 	served chan error
@@ -98,8 +104,20 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	if d.group, err = reactor.StartGroup(reactor.GroupConfig{Cores: cores, Mode: mode, IdleSpin: o.idleSpin}); err != nil {
 		return nil, err
 	}
+	if d.state.NodeID == 0 {
+		if d.state.NodeID, err = newNodeID(); err != nil {
+			return nil, err
+		}
+		if err := d.state.save(); err != nil {
+			return nil, err
+		}
+	}
+	if d.resv, err = startReservations(o.dataDir, d.state.NodeID, o.groupAddr, d.group.Reactors(), log); err != nil {
+		return nil, err
+	}
 	d.target, err = nvmf.NewTarget(nvmf.Config{
-		Reactors: d.group, Bdevs: d.bdevs, Mem: func(i int) *mem.Core { return cs[i] },
+		Reservations: d.resv.mgr,
+		Reactors:     d.group, Bdevs: d.bdevs, Mem: func(i int) *mem.Core { return cs[i] },
 		Transport: nvmf.TransportOpts{MaxQueueDepth: uint16(o.maxQueueDepth), MaxIOSize: uint32(o.maxIOSize),
 			InCapsuleDataSize: uint32(o.icdSize), MaxH2CData: uint32(o.maxH2CData)},
 		Firmware: firmwareRevision(), Logger: log,
@@ -109,9 +127,16 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.iscsi, err = iscsi.NewTarget(iscsi.Config{Reactors: d.group, Bdevs: d.bdevs, Reservations: d.resv.mgr,
+		Mem: func(i int) *mem.Core { return cs[i] }, Logger: log, Revision: scsiRevision()})
+	if err != nil {
+		return nil, err
+	}
 	d.reg = rpc.NewRegistry(rpc.RegistryOptions{Version: version, Logger: log})
 	bdev.RegisterRPC(d.reg, d.bdevs, regionAllocator{d.domain})
 	nvmf.RegisterRPC(d.reg, d.target)
+	iscsi.RegisterRPC(d.reg, d.iscsi)
+	group.RegisterRPC(d.reg, d.resv.node)
 	registerFramework(d.reg, d.group, d.domain)
 
 	cfg := strings.NewReader(expandDefaultConfig(o))
@@ -128,6 +153,8 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	} else if err := d.reg.LoadConfig(context.Background(), cfg); err != nil {
 		return nil, fmt.Errorf("embedded default config: %w", err)
 	}
+
+	d.resv.claimOwners(d.exportedVolumes, log)
 
 	ln, err := rpc.Listen(o.rpcSocket)
 	if err != nil {
@@ -162,6 +189,9 @@ func (d *daemon) stop(ctx context.Context) error {
 	if d.srv != nil {
 		keep(d.srv.Shutdown(ctx))
 	}
+	if d.iscsi != nil {
+		keep(d.iscsi.Shutdown(ctx))
+	}
 	if d.target != nil {
 		keep(d.target.Shutdown(ctx))
 	}
@@ -175,6 +205,13 @@ func (d *daemon) stop(ctx context.Context) error {
 // abort releases what was started, without the graceful steps. It returns the bdevs'
 // close error (a failed final flush).
 func (d *daemon) abort() error {
+	if d.resv != nil {
+		// Before the reactors stop: the manager's barriers post to them.
+		if err := d.resv.close(); err != nil {
+			d.log.Warn("sluiced: closing the reservation group", "err", err)
+		}
+		d.resv = nil
+	}
 	if d.group != nil {
 		d.group.Stop()
 		d.group = nil
@@ -241,6 +278,22 @@ func firmwareRevision() string {
 		v = v[:8]
 	}
 	return v
+}
+
+// scsiRevision is the version as INQUIRY's 4-character PRODUCT REVISION LEVEL:
+// "0.1.0" becomes "0100" (major, minor and patch digits), which sorts like the version.
+func scsiRevision() string {
+	v := firmwareRevision()
+	var out []byte
+	for _, part := range strings.SplitN(v, ".", 3) {
+		if part != "" {
+			out = append(out, part...)
+		}
+	}
+	for len(out) < 4 {
+		out = append(out, '0')
+	}
+	return string(out[:4])
 }
 
 // regionAllocator gives the malloc bdev hugepage memory from the domain.

@@ -35,6 +35,8 @@ func main() {
 	flag.StringVar(&o.listenAddr, "listen-addr", "127.0.0.1", "address the embedded default config listens on")
 	flag.StringVar(&o.nvmfPort, "nvmf-port", "4420", "NVMe/TCP port of the embedded default config")
 	flag.StringVar(&o.discoveryPort, "discovery-port", "8009", "discovery port of the embedded default config")
+	flag.StringVar(&o.iscsiPort, "iscsi-port", "3260", "iSCSI portal port of the embedded default config")
+	flag.StringVar(&o.groupAddr, "group-addr", "127.0.0.1:7410", "address the reservation group's peers reach this node at (host:port)")
 	flag.UintVar(&o.maxQueueDepth, "max-queue-depth", 0, "NVMe/TCP queue depth (default 128)")
 	flag.UintVar(&o.maxIOSize, "max-io-size", 0, "largest transfer, bytes (default 512 KiB)")
 	flag.UintVar(&o.icdSize, "in-capsule-data-size", 0, "in-capsule data on I/O queues, bytes (default 4096)")
@@ -83,21 +85,31 @@ func run(o options, log *slog.Logger) error {
 	return d.stop(ctx)
 }
 
+// defaultIQN is the iSCSI target node of the embedded default config.
+const defaultIQN = "iqn.2026-11.dev.sluice:vol0"
+
 // printConnect tells the operator how to reach the default volume.
 func printConnect(o options, subnqn string) {
 	addr := o.listenAddr
 	fmt.Printf(`sluice is serving %s on %s (data in %s, RPC on %s)
 
+NVMe/TCP:
   nvme discover -t tcp -a %s -s %s
   nvme connect  -t tcp -a %s -s %s -n %s
+iSCSI (the same volume, LUN 0 of %s):
+  iscsiadm -m discovery -t sendtargets -p %s:%s
+  iscsiadm -m node -T %s -p %s:%s --login
+  iscsi-inq iscsi://%s:%s/%s/0
+RPC:
   sluicectl -s %s bdev_get_bdevs
 
 From a qemu guest with user networking the host's 127.0.0.1 is 10.0.2.2.
-`, subnqn, addr, o.dataDir, o.rpcSocket, addr, o.discoveryPort, addr, o.nvmfPort, subnqn, o.rpcSocket)
+`, subnqn, addr, o.dataDir, o.rpcSocket, addr, o.discoveryPort, addr, o.nvmfPort, subnqn,
+		defaultIQN, addr, o.iscsiPort, defaultIQN, addr, o.iscsiPort, addr, o.iscsiPort, defaultIQN, o.rpcSocket)
 }
 
 func expandDefaultConfig(o options) string {
 	r := strings.NewReplacer("@DATA_DIR@", o.dataDir, "@LISTEN_ADDR@", o.listenAddr,
-		"@NVMF_PORT@", o.nvmfPort, "@DISCOVERY_PORT@", o.discoveryPort)
+		"@NVMF_PORT@", o.nvmfPort, "@DISCOVERY_PORT@", o.discoveryPort, "@ISCSI_PORT@", o.iscsiPort)
 	return r.Replace(defaultConfig)
 }

@@ -20,6 +20,9 @@ type stateFile struct {
 	UnsafeShutdowns uint64 `json:"unsafe_shutdowns"`
 	PowerOnSeconds  uint64 `json:"power_on_seconds"`
 	Running         bool   `json:"running"`
+	// NodeID is this daemon's reservation group node ID, drawn at first start: the
+	// group's raft log names the node by it.
+	NodeID uint64 `json:"node_id,omitempty"`
 }
 
 func openState(path string) (*stateFile, error) {

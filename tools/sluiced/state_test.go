@@ -42,7 +42,8 @@ func testOptions(t *testing.T) options {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return options{dataDir: dir, rpcSocket: filepath.Join(dir, "rpc.sock"), cores: "0", pollMode: "interrupt",
-		memSize: "16M", hugepages: "off", listenAddr: "127.0.0.1", nvmfPort: freePort(t), discoveryPort: freePort(t)}
+		memSize: "16M", hugepages: "off", listenAddr: "127.0.0.1", nvmfPort: freePort(t), discoveryPort: freePort(t),
+		iscsiPort: freePort(t), groupAddr: "127.0.0.1:" + freePort(t)}
 }
 
 // TestFailedFinalFlushIsAnUnsafeShutdown: a stop whose final flush fails must not mark

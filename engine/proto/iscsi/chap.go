@@ -178,6 +178,11 @@ type CHAPPolicy struct {
 	TargetSecret []byte
 	// MutualRequired fails initiators that do not challenge the target.
 	MutualRequired bool
+	// TargetCredentials, when set, replaces TargetUser and TargetSecret with the
+	// credentials paired with the initiator's CHAP user (SPDK's auth groups pair a
+	// user/secret with a muser/msecret). It is asked only after the initiator proved
+	// its own secret.
+	TargetCredentials func(initiatorUser string) (user string, secret []byte)
 }
 
 // CHAPSecretFunc returns the secret of the CHAP user an initiator names in CHAP_N.
@@ -307,6 +312,9 @@ func (c *CHAPServer) responseStep(kvs []KeyValue, dst []byte) ([]byte, error) {
 	want := CHAPResponse(c.alg, c.id, secret, c.challenge)
 	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
 		return dst, chapFail(StatusAuthenticationFailure, "CHAP_R", "wrong response")
+	}
+	if f := c.policy.TargetCredentials; f != nil {
+		c.policy.TargetUser, c.policy.TargetSecret = f(name)
 	}
 	dst, err = c.mutualStep(kvs, secret, dst)
 	if err != nil {
