@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"sluice/engine/mem"
+	"sluice/engine/probe"
 	proto "sluice/engine/proto/iscsi"
 	pscsi "sluice/engine/proto/scsi"
 	"sluice/engine/scsi"
@@ -91,6 +92,7 @@ type task struct {
 	abandon     bool // aborted before executing: freed once nothing of it is queued
 	tmfWaiting  *tmfWait
 	dataOutPDUs uint32
+	arrivedNs   int64 // when the command arrived, for the tracer's latency
 
 	// Data-In and response.
 	total    uint32 // Data-In bytes to send
@@ -234,6 +236,7 @@ func (tk *task) setup(cmd *proto.SCSICommand) bool {
 	c, s := tk.c, tk.c.sess
 	tk.reset()
 	tk.phase = taskReceiving
+	tk.arrivedNs = c.pg.r.Now()
 	tk.itt, tk.cmdSN, tk.immediate = cmd.ITT, cmd.CmdSN, cmd.Immediate
 	tk.read, tk.write, tk.edtl = cmd.Read, cmd.Write, cmd.ExpectedDataTransferLength
 	st := &tk.st
@@ -537,6 +540,12 @@ func (tk *task) execute() {
 	c := tk.c
 	st := &tk.st
 	tk.phase = taskExecuting
+	if probe.IOEnabled() && tk.lu != nil {
+		// The latency a tracer shows counts from the command's arrival: a write's
+		// wait for its Data-Out is part of what the initiator sees.
+		now := c.pg.r.Now()
+		probe.IOStart(tk.lu.Bdev().Name(), c.pg.r.ID(), tk.probeKey(), tk.arrivedNs, now-tk.arrivedNs)
+	}
 	if !tk.buf.IsZero() {
 		n := tk.want
 		if tk.write {
@@ -562,6 +571,9 @@ func (tk *task) execute() {
 func (tk *task) executed(*scsi.Task) {
 	c := tk.c
 	st := &tk.st
+	if probe.IOEnabled() && tk.lu != nil {
+		probe.IODone(tk.lu.Bdev().Name(), c.pg.r.ID(), tk.probeKey(), tk.arrivedNs, int64(st.Status))
+	}
 	if st.Aborted == scsi.AbortedByNexus {
 		// SAM-5 §7.2: the task management response covers it; no status is sent.
 		tk.finishAbandoned()
@@ -592,6 +604,9 @@ func (tk *task) executed(*scsi.Task) {
 		c.maybeAnswerLogout()
 	}
 }
+
+// probeKey names the task to the tracer: unique among live tasks of the process.
+func (tk *task) probeKey() uint64 { return uint64(tk.c.sock.FD)<<16 | uint64(tk.idx) }
 
 // answerWindow frees the command's place in the CmdSN window.
 func (tk *task) answerWindow() {

@@ -2,6 +2,7 @@ package nvmf
 
 import (
 	"sluice/engine/bdev"
+	"sluice/engine/probe"
 	"sluice/engine/proto/nvme"
 )
 
@@ -14,6 +15,11 @@ func (c *tcpConn) execIO(r *request) {
 		return
 	}
 	r.ns = ns
+	if probe.IOEnabled() {
+		// Connection fd and slot: unique among the process's commands in flight.
+		key := uint64(c.sock.FD)<<16 | uint64(r.idx)
+		probe.IOStart(ns.Bdev.Name(), c.pg.r.ID(), key, r.startNs, c.pg.r.Now()-r.startNs)
+	}
 	c.ioStarted(r)
 	io := &r.io
 	bs := uint64(ns.Bdev.BlockSize())

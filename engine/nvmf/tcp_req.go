@@ -6,6 +6,7 @@ import (
 	"sluice/engine/bdev"
 	"sluice/engine/internal/invariants"
 	"sluice/engine/mem"
+	"sluice/engine/probe"
 	"sluice/engine/proto/nvme"
 )
 
@@ -388,6 +389,10 @@ func (r *request) execute() {
 // Preconditions: on the connection's reactor; the request is not yet answered.
 func (r *request) complete(st nvme.Status) {
 	c := r.c
+	if probe.IOEnabled() && r.ns != nil {
+		key := uint64(c.sock.FD)<<16 | uint64(r.idx) // as in execIO
+		probe.IODone(r.ns.Bdev.Name(), c.pg.r.ID(), key, r.startNs, int64(st))
+	}
 	r.state = reqStateCompleting
 	if c.state == connStateClosed || (c.state == connStateDraining && !c.closeOut) {
 		// Nobody to answer: the connection is going away.

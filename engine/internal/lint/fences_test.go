@@ -22,6 +22,9 @@ var layers = []struct {
 	{"cgo", 0},
 	{"engine/internal", 0},
 	{"engine/proto", 0},
+	// Probe sites: every layer (bdev, nvmf, iscsi, replication) calls them, so they
+	// import nothing of sluice.
+	{"engine/probe", 0},
 	{"engine/reactor", 1},
 	{"engine/mem", 1},
 	{"engine/bdev", 2},
@@ -35,6 +38,8 @@ var layers = []struct {
 	{"engine/iscsi", 4},
 	{"bench", 5},
 	{"tools", 5},
+	// The eBPF tracer attaches to a daemon from outside; nothing in the engine imports it.
+	{"bpf", 5},
 	// The simulator drives the group (and what sits on it) in tests: it may import any
 	// engine package, and only tests may import it (checked below).
 	{"engine/sim", 5},
@@ -140,6 +145,12 @@ func TestImportLayers(t *testing.T) {
 			target := strings.TrimPrefix(imp, module+"/")
 			if strings.HasPrefix(f.pkg, "engine") && (strings.HasPrefix(target, "tools") || strings.HasPrefix(target, "bench")) {
 				t.Errorf("%s imports %s; engine never imports tools or bench", f.path, imp)
+			}
+			if strings.HasPrefix(f.pkg, "engine") && (target == "bpf" || strings.HasPrefix(target, "bpf/")) {
+				t.Errorf("%s imports %s; the engine only offers probe sites (engine/probe) to the tracer", f.path, imp)
+			}
+			if f.pkg == "engine/probe" && target != "engine/probe" {
+				t.Errorf("%s imports %s; engine/probe imports nothing of sluice", f.path, imp)
 			}
 			if target == "engine/sim" || strings.HasPrefix(target, "engine/sim/") {
 				if !f.test && !strings.HasPrefix(f.pkg, "engine/sim") {

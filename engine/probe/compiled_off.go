@@ -1,0 +1,5 @@
+//go:build sluice_noprobe
+
+package probe
+
+const compiled = false
