@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"sluice/engine/mem"
 	"sluice/engine/reactor"
 	"sluice/engine/rpc"
 )
@@ -85,7 +86,9 @@ type IO struct {
 	// among the buffers the Manager's registrar registers (mem.Buf.FixedBuffer()+1
 	// for memory of the registered domain); 0 says none, so that owners that know
 	// nothing of fixed buffers are unaffected. A backend without registered buffers
-	// ignores it; a wrong index costs a retry, never a failed I/O.
+	// ignores it; a wrong index costs a retry, never a failed I/O. Owners and layers
+	// set it through SetBuf, from the allocator buffer that holds Buf, so that none
+	// of them needs to know it is io_uring's.
 	FixedBuf uint32
 
 	Status Status
@@ -361,6 +364,11 @@ func (b *Bdev) claimedByLocked() string {
 // Base is the bdev a layer is stacked on, or nil.
 func (b *Bdev) Base() *Bdev { return b.base }
 
+// Backend is the module's backend, so that a module living in its own package (crypt,
+// replica) reaches its state from a bdev it registered, as SPDK's modules do through
+// spdk_bdev's ctxt: its RPCs name bdevs, not backends. Other callers must not use it.
+func (b *Bdev) Backend() Backend { return b.backend }
+
 // GetChannel returns the reactor's channel for this bdev, opening it on first use.
 // Channels are shared by every user on a reactor and reference counted; a channel
 // whose last user left while its I/O drains is taken back into use.
@@ -520,6 +528,22 @@ func (b *Bdev) depth() int {
 		n++
 	}
 	return n
+}
+
+// SetBuf names the I/O's data: buf, which lies inside the allocator buffer m, or the zero
+// Buf for memory that is not the allocator's (Go memory, a RAM disk region). The IO then
+// carries what backends derive from where the memory comes from (today the file bdev's
+// io_uring fixed-buffer index) rather than one backend's detail chosen by its owner, and a
+// layer that substitutes a buffer of its own (crypt's ciphertext) replaces the hint with
+// its buffer's instead of forwarding one that names the caller's memory.
+//
+// Preconditions: io is not in flight; buf is m's memory, or m is zero.
+func (io *IO) SetBuf(buf []byte, m mem.Buf) {
+	io.Buf = buf
+	io.FixedBuf = 0
+	if !m.IsZero() {
+		io.FixedBuf = uint32(m.FixedBuffer()) + 1
+	}
 }
 
 // InFlight reports whether io was submitted and has not completed yet.

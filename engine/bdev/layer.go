@@ -3,6 +3,7 @@ package bdev
 import (
 	"fmt"
 
+	"sluice/engine/mem"
 	"sluice/engine/reactor"
 )
 
@@ -10,7 +11,10 @@ import (
 // error here, crypt and replica elsewhere. It claims its base exclusively, opens the
 // base's channel on each reactor where its own channel opens, and serves each I/O it
 // receives (the parent) with I/Os of its own on the base (children), whose contexts
-// come from a per-channel pool so that a layer allocates nothing per I/O once warm.
+// come from a per-channel pool so that a layer allocates nothing per I/O once warm. A
+// layer that moves data of its own (crypt's ciphertext) takes it from the allocator core
+// of the channel's reactor and names it with PrepareOwn, so that the child carries the
+// hints of the layer's memory, never those of the parent's.
 //
 // Teardown needs nothing special from a layer: the generic layer counts the parent
 // I/Os in flight on the layer's channel and closes that channel (and so the layer's
@@ -67,13 +71,24 @@ func (c *ChildIO) Prepare(parent *IO) {
 	c.Child.Buf, c.Child.FixedBuf = parent.Buf, parent.FixedBuf
 }
 
+// PrepareOwn is Prepare for a layer whose child moves the layer's own data: buf, inside
+// the allocator buffer m (or m zero), instead of the parent's buffer. The parent's
+// FixedBuf names the parent's memory, so it must not follow the data to a buffer it does
+// not hold; the child gets m's instead.
+//
+// Preconditions: len(buf) == parent.Length, unless the layer then sets Length itself.
+func (c *ChildIO) PrepareOwn(parent *IO, buf []byte, m mem.Buf) {
+	c.Prepare(parent)
+	c.Child.SetBuf(buf, m)
+}
+
 // Detach moves the child's outcome into the parent and forgets the parent. The layer
 // then returns its context to the pool before completing the parent (with
 // p.Complete(p.Status)), so that a completion that submits again at once reuses it.
 func (c *ChildIO) Detach() *IO {
 	p := c.Parent
 	c.Parent = nil
-	c.Child.Buf = nil
+	c.Child.Buf, c.Child.FixedBuf = nil, 0
 	p.Errno = c.Child.Errno
 	p.Status = c.Child.Status
 	return p

@@ -35,7 +35,7 @@ func (b *Bdev) Describe() Info {
 }
 
 var productNames = map[string]string{"null": "Null disk", "malloc": "Malloc disk", "file": "File disk",
-	"delay": "delay", "error": "Error disk"}
+	"delay": "delay", "error": "Error disk", "crypt": "Encrypted disk (AES-XTS)"}
 
 // NameParams name one bdev.
 type NameParams struct {

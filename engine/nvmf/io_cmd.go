@@ -97,16 +97,20 @@ func (r *request) execDSM(ns *Namespace, ch *bdev.Channel) {
 		r.complete(nvme.StatusSuccess)
 		return
 	}
-	if !ns.Bdev.Caps().Unmap {
-		r.complete(nvme.StatusInvalidField.WithDNR())
-		return
-	}
 	for i := 0; i < n; i++ {
 		rg, err := nvme.DecodeDSMRange(r.data[i*nvme.DSMRangeLen:])
 		if err != nil || rg.SLBA >= ns.Bdev.NumBlocks() || uint64(rg.NLB) > ns.Bdev.NumBlocks()-rg.SLBA {
 			r.complete(nvme.StatusLBAOutOfRange.WithDNR())
 			return
 		}
+	}
+	if !ns.Bdev.Caps().Unmap {
+		// Deallocate is advisory (NVMe base spec, Dataset Management): a volume that
+		// cannot deallocate (an encrypted one, whose discards would reveal which blocks
+		// are in use) keeps the data and says so, and DLFEAT promises nothing about
+		// reads of deallocated blocks. Failing it would make Linux log every fstrim.
+		r.complete(nvme.StatusSuccess)
+		return
 	}
 	r.dsmNext, r.dsmCount = 0, n
 	r.nextDSM(ch)

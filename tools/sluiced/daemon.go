@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sluice/engine/bdev"
+	"sluice/engine/bdev/crypt"
 	"sluice/engine/group"
 	"sluice/engine/iscsi"
 	"sluice/engine/mem"
@@ -134,6 +135,8 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	}
 	d.reg = rpc.NewRegistry(rpc.RegistryOptions{Version: version, Logger: log})
 	bdev.RegisterRPC(d.reg, d.bdevs, regionAllocator{d.domain})
+	crypt.RegisterRPC(d.reg, d.bdevs, crypt.Env{Mem: func(i int) *mem.Core { return cs[i] },
+		Control: d.group.Reactor(0), DataDir: o.dataDir})
 	nvmf.RegisterRPC(d.reg, d.target)
 	iscsi.RegisterRPC(d.reg, d.iscsi)
 	group.RegisterRPC(d.reg, d.resv.node)
