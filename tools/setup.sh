@@ -13,7 +13,10 @@ set -euo pipefail
 want=${1:-test}
 pkgs=(gcc pkg-config liburing-dev libnuma-dev libssl-dev)
 if [[ $want == test ]]; then
-	pkgs+=(qemu-system-x86 busybox-static nvme-cli cpio gzip xz-utils iproute2)
+	pkgs+=(qemu-system-x86 busybox-static nvme-cli cpio gzip xz-utils iproute2 tgt libiscsi-bin)
+	# make bpf-check regenerates bpf/'s committed bpf2go output: clang 14, llvm-strip and
+	# libbpf's headers (building never needs them).
+	pkgs+=(clang-14 clang llvm libbpf-dev)
 fi
 
 missing=()

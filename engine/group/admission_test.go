@@ -160,11 +160,15 @@ func TestRefuseWhenNoBGL(t *testing.T) {
 
 	s := sim.NewCluster(t, sim.Seed(t), sim.Options{Nodes: 1})
 	n := s.Node(1)
+	start := s.W.Elapsed()
 	reserve(t, s, 1, volA, registerPTPL(hostX, 0xAA)) // standalone: admitted
+	if took := s.W.Elapsed() - start; took > time.Second {
+		t.Errorf("a standalone node took %v to answer a persistent command (no BGL to wait for)", took)
+	}
 	if err := n.Create(context.Background(), "solo"); err != nil {
 		t.Fatal(err)
 	}
-	start := s.W.Elapsed()
+	start = s.W.Elapsed()
 	_, err = n.Reserve(context.Background(), volA, registerPTPL(hostY, 0xBB))
 	mustRefuse(t, err, group.ErrNoBackup)
 	if took := s.W.Elapsed() - start; took > 10*time.Millisecond {

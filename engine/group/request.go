@@ -267,8 +267,9 @@ func (c *core) checkProposal(p *proposal, now time.Time) {
 	case p.applied:
 		// A persistent command is answered once the BGL holds its entry. If the BGL stays
 		// silent for an election timeout, the entry is committed and applied anyway, so
-		// the leader answers with the truth rather than never.
-		if p.persist && c.isLeader() && !c.bglHolds(p.index) &&
+		// the leader answers with the truth rather than never. A standalone node has no
+		// BGL to wait for: its own log is the persistence.
+		if p.persist && !c.standalone() && c.isLeader() && !c.bglHolds(p.index) &&
 			now.Sub(p.appliedAt) < c.n.cfg.election() {
 			return
 		}

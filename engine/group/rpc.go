@@ -46,7 +46,19 @@ type (
 		Name   string `json:"name" rpc:"required"`
 		NodeID uint64 `json:"node_id" rpc:"required"`
 	}
+	// OwnerParams are volume_set_owner's parameters: node_id 0 clears the owner.
+	OwnerParams struct {
+		NGUID  string `json:"nguid" rpc:"required"`
+		NodeID uint64 `json:"node_id" rpc:"required"`
+	}
 )
+
+// OwnerInfo is volume_get_owner's result: the node that exports the volume, 0 if none
+// is named, as this node has applied the group configuration.
+type OwnerInfo struct {
+	NGUID string `json:"nguid"`
+	Owner uint64 `json:"owner"`
+}
 
 // ReservationInfo is reservation_get's result.
 type ReservationInfo struct {
@@ -190,6 +202,7 @@ func RegisterRPC(reg *rpc.Registry, n *Node) {
 		return true, nil
 	})
 	registerReservationRPC(reg, n)
+	registerOwnerRPC(reg, n)
 	reg.RegisterConfigSection("group", 5, func() ([]rpc.Call, error) {
 		s := n.Status()
 		if s.Standalone {
@@ -241,4 +254,41 @@ func registerReservationRPC(reg *rpc.Registry, n *Node) {
 		}
 		return true, rpcErr(n.ClearReservation(ctx, vol, p.Force))
 	})
+}
+
+// registerOwnerRPC registers the methods that name a volume's owner, the one node that
+// exports it (DESIGN.md: "each namespace is exported by one node, its owner, named in
+// the group configuration with its NGUID").
+func registerOwnerRPC(reg *rpc.Registry, n *Node) {
+	rpc.Handle(reg, "volume_set_owner", func(ctx context.Context, p OwnerParams) (bool, error) {
+		vol, err := ParseNGUID(p.NGUID)
+		if err != nil {
+			return false, err
+		}
+		if p.NodeID != 0 && !isMember(n.Status(), p.NodeID) {
+			// The group applies any ID; an owner no member answers for would leave the
+			// volume's notices undelivered, so the operator's typo stops here.
+			return false, fmt.Errorf("node %d is not a member of this node's group: %w",
+				p.NodeID, rpc.ErrInvalidParams)
+		}
+		return true, rpcErr(n.SetOwner(ctx, vol, p.NodeID))
+	})
+	rpc.Handle(reg, "volume_get_owner", func(_ context.Context, p NGUIDParams) (OwnerInfo, error) {
+		vol, err := ParseNGUID(p.NGUID)
+		if err != nil {
+			return OwnerInfo{}, err
+		}
+		owner, _ := n.Owner(vol)
+		return OwnerInfo{NGUID: hex.EncodeToString(vol[:]), Owner: owner}, nil
+	})
+}
+
+// isMember reports whether node id is in s's member list (learners included).
+func isMember(s Status, id uint64) bool {
+	for _, m := range s.Members {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -85,4 +86,60 @@ func TestRPC(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestOwnerRPC: volume_set_owner names a member as a volume's owner (0 clears it) and
+// refuses a node that is not a member; volume_get_owner reads it back, and
+// reservation_get shows it too.
+func TestOwnerRPC(t *testing.T) {
+	c := sim.NewCluster(t, sim.Seed(t), sim.Options{Nodes: 1})
+	n := c.Node(1)
+	reg := rpc.NewRegistry(rpc.RegistryOptions{})
+	group.RegisterRPC(reg, n)
+	nguid := hex.EncodeToString(volB[:])
+	invoke := func(method string, params any, out any) error {
+		raw, _ := json.Marshal(params)
+		res, err := reg.Invoke(context.Background(), method, raw)
+		if err == nil && out != nil {
+			err = json.Unmarshal(res, out)
+		}
+		return err
+	}
+	owner := func() uint64 {
+		t.Helper()
+		var o group.OwnerInfo
+		if err := invoke("volume_get_owner", map[string]any{"nguid": nguid}, &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.NGUID != nguid {
+			t.Errorf("volume_get_owner answered for %s, asked %s", o.NGUID, nguid)
+		}
+		return o.Owner
+	}
+	if o := owner(); o != 0 {
+		t.Fatalf("owner of an unknown volume: %d", o)
+	}
+	if err := invoke("volume_set_owner", map[string]any{"nguid": nguid, "node_id": n.ID()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o := owner(); o != n.ID() {
+		t.Fatalf("owner %d after volume_set_owner %d", o, n.ID())
+	}
+	var info group.ReservationInfo
+	if err := invoke("reservation_get", map[string]any{"nguid": nguid}, &info); err != nil || info.Owner != n.ID() {
+		t.Errorf("reservation_get owner %d (%v), want %d", info.Owner, err, n.ID())
+	}
+	err := invoke("volume_set_owner", map[string]any{"nguid": nguid, "node_id": 77}, nil)
+	if !errors.Is(err, rpc.ErrInvalidParams) {
+		t.Errorf("owner outside the group: %v, want invalid params", err)
+	}
+	if err := invoke("volume_set_owner", map[string]any{"nguid": nguid}, nil); err == nil {
+		t.Error("volume_set_owner without node_id accepted")
+	}
+	if err := invoke("volume_set_owner", map[string]any{"nguid": nguid, "node_id": 0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o := owner(); o != 0 {
+		t.Fatalf("owner %d after clearing", o)
+	}
 }

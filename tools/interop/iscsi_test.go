@@ -216,14 +216,6 @@ func TestLibiscsiConformance(t *testing.T) {
 	}
 }
 
-func sum(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 func sortedKeys(m map[string]int) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {

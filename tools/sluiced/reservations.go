@@ -55,18 +55,20 @@ type reservations struct {
 // startupRevalidateLimit bounds how long a start waits for the group's state before the
 // protocol targets publish their volumes' views: a standalone node decides alone, in
 // about a tick; a member needs its leader, which a group being restarted as a whole may
-// not have yet.
-const startupRevalidateLimit = 10 * time.Second
+// not have yet. Two election timeouts let a live group elect one; past that the node
+// starts on its local copy and revalidates when a leader appears (follow), rather than
+// stay down, RPC included, until a quorum is back.
+const startupRevalidateLimit = 2 * group.DefaultElectionTicks * group.DefaultTickInterval
 
 // startReservations opens the group node in dataDir/group (standalone on first start)
 // and the manager on the reactors. nodeID must stay the same across restarts.
 //
 // It returns once the node has revalidated (or startupRevalidateLimit passed): the
 // config load that follows exports the volumes, and each export publishes its volume's
-// view from the node's state at once. Before the first revalidation that state is the
-// last snapshot, without the log replayed since nor the restart decision, so a
-// reservation taken with PTPL on would not fence another host's writes for the first
-// moments after a restart.
+// view from the node's state at that moment. Before the first revalidation the node may
+// not have applied its log nor the restart decision yet, and a view published from that
+// state would let another host write through a reservation kept with PTPL during the
+// first 100 to 200 ms after a restart.
 func startReservations(dataDir string, nodeID uint64, peerAddr string, rs []*reactor.Reactor,
 	log *slog.Logger) (*reservations, error) {
 	n, err := group.Open(group.Config{NodeID: nodeID, DataDir: filepath.Join(dataDir, "group"),

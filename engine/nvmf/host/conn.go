@@ -25,7 +25,8 @@ const readBufSize = 256 << 10
 // time, and so do writes; the queue above decides which.
 type pduConn struct {
 	nc     net.Conn
-	br     *bufio.Reader
+	br     pduReader
+	spin   *spinConn         // set once the queue busy-polls: nc and br are this
 	recv   nvme.LayoutParams // PDUs the host receives: HPDA 0
 	send   nvme.LayoutParams // PDUs the host sends: the controller's CPDA
 	maxH2C uint32            // ICResp MAXH2CDATA
@@ -248,10 +249,23 @@ func (c *pduConn) close() {
 	}
 }
 
+// pduReader is the receive buffer: a *bufio.Reader over the socket, or a spinConn.
+type pduReader interface {
+	io.Reader
+	Buffered() int
+	Peek(n int) ([]byte, error)
+}
+
 // writev writes the buffers with one writev where the connection supports it.
 // net.Buffers.WriteTo consumes the slice header it is given, so callers pass a scratch
 // header re-sliced from a fixed backing array each time.
 func (c *pduConn) writev(b *net.Buffers) error {
+	if c.spin != nil {
+		if err := c.spin.writeBuffers(*b); err != nil {
+			return c.ioErr("send", err)
+		}
+		return nil
+	}
 	if _, err := b.WriteTo(c.nc); err != nil {
 		return c.ioErr("send", err)
 	}

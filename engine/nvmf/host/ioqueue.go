@@ -88,6 +88,7 @@ func (c *Controller) NewIOQueue(ctx context.Context) (*IOQueue, error) {
 		qid:     qid,
 		timeout: c.opts.Timeout,
 	}
+	q.q.anySQID = c.opts.AcceptAnySQID
 	cqe, err := c.connect(ctx, q.exec, qid, uint16(c.ioSize-1), 0, c.cntlid)
 	if err == nil {
 		if _, authreq := nvme.ConnectCNTLID(cqe.DW0()); authreq != 0 {

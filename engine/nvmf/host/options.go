@@ -85,6 +85,11 @@ type Options struct {
 	Timeout time.Duration
 	// Dialer opens connections. Nil means a *net.Dialer.
 	Dialer Dialer
+	// AcceptAnySQID accepts completions whose SQID is not their queue's, as the Linux
+	// host does (it never reads the field). SPDK's target (v23.01) answers every
+	// command with SQID 0; the benchmark sets this to drive it. Off, a wrong SQID is a
+	// protocol violation.
+	AcceptAnySQID bool
 }
 
 const (

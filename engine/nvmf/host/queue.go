@@ -51,6 +51,7 @@ type queue struct {
 	inflight int
 	maxICD   int  // largest in-capsule data
 	sqFlow   bool // SQ flow control on: CQE SQHD is meaningful, C2H SUCCESS is not allowed
+	anySQID  bool // Options.AcceptAnySQID
 	sqHead   uint16
 	sqPend   int // commands submitted whose SQ entry the controller has not reported consumed
 
@@ -303,7 +304,7 @@ func (q *queue) capsuleResp() (int, error) {
 		return -1, q.c.violation(protoErr(t, nvme.FESInvalidHeaderField, feiCQECID,
 			"CapsuleResp for a CID that is not outstanding"))
 	}
-	if cqe.SQID() != q.qid {
+	if cqe.SQID() != q.qid && !q.anySQID {
 		return -1, q.c.violation(protoErr(t, nvme.FESInvalidHeaderField, feiCQESQID,
 			"CapsuleResp SQID is not this queue's"))
 	}
