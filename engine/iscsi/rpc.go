@@ -271,6 +271,9 @@ func RegisterRPC(reg *rpc.Registry, t *Target) {
 	rpc.Handle(reg, "iscsi_create_target_node", func(_ context.Context, p NodeParams) (bool, error) {
 		return true, t.CreateTargetNode(p)
 	})
+	rpc.Handle(reg, "iscsi_target_node_set_auth", func(_ context.Context, p NodeAuthParams) (bool, error) {
+		return true, t.SetNodeAuth(p)
+	})
 	rpc.Handle(reg, "iscsi_delete_target_node", func(_ context.Context, p NameParams) (bool, error) {
 		return true, t.DeleteTargetNode(p.Name)
 	})

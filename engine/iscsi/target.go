@@ -562,3 +562,32 @@ func (t *Target) closeNodeSessions(n *TargetNode, keep *session, reason string) 
 		s.closeAll(reason)
 	}
 }
+
+// NodeAuthParams are iscsi_target_node_set_auth's parameters (SPDK's names).
+type NodeAuthParams struct {
+	Name        string `json:"name" rpc:"required"`
+	DisableCHAP bool   `json:"disable_chap,omitempty"`
+	RequireCHAP bool   `json:"require_chap,omitempty"`
+	MutualCHAP  bool   `json:"mutual_chap,omitempty"`
+	CHAPGroup   int    `json:"chap_group,omitempty"`
+}
+
+// SetNodeAuth changes how initiators authenticate to a node; sessions already logged
+// in keep going, the next login follows the new rule.
+func (t *Target) SetNodeAuth(p NodeAuthParams) error {
+	a := DiscoveryAuth{DisableCHAP: p.DisableCHAP, RequireCHAP: p.RequireCHAP, MutualCHAP: p.MutualCHAP, CHAPGroup: p.CHAPGroup}
+	if err := a.check(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.nodes[nodeKey(NodeName(p.Name))]
+	if n == nil {
+		return fmt.Errorf("target node %s: %w", NodeName(p.Name), ErrNotFound)
+	}
+	if a.CHAPGroup != 0 && t.auths[a.CHAPGroup] == nil {
+		return fmt.Errorf("auth group %d: %w", a.CHAPGroup, ErrNotFound)
+	}
+	n.Auth = a
+	return nil
+}

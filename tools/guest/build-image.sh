@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # build-image.sh [outdir]: build the qemu guest used to test sluice against the
-# real Linux NVMe/TCP host and nvme-cli: a stock Debian kernel (uncompressed
-# vmlinux, which qemu boots through its PVH note) and an initramfs with busybox,
-# nvme-cli, the NVMe/TCP modules, the guestio helper and init.sh as /init.
+# real Linux NVMe/TCP host and nvme-cli, and the real Linux iSCSI initiator
+# (open-iscsi): a stock Debian kernel (uncompressed vmlinux, which qemu boots
+# through its PVH note) and an initramfs with busybox, nvme-cli, the NVMe/TCP
+# and iSCSI/TCP modules, iscsid and iscsiadm, sg_inq and sg_persist, the
+# guestio helper and init.sh as /init.
 #
 # Prints the manifest (key=value lines: kernel, initrd, release, package, sig) on
 # stdout; progress goes to stderr. Idempotent and cached: when nothing changed it
@@ -12,16 +14,23 @@
 #   qemu-system-x86  (qemu-system-x86_64, to boot the image; not used here)
 #   busybox-static   (the guest's userland, and depmod for the kernel tree)
 #   nvme-cli         (copied into the guest with its shared libraries)
+#   sg3-utils        (sg_inq and sg_persist, copied likewise)
 #   cpio gzip xz-utils (the initramfs, and unpacking the xz-compressed kernel)
 # plus Go (the project's toolchain, `go` on PATH or /usr/local/go/bin) to build
 # guestio. kmod is not needed: busybox depmod writes modules.dep.
+#
+# open-iscsi is not installed on the host (its postinst would start daemons):
+# apt-get download fetches it, and those of its library dependencies that the
+# host lacks (libopeniscsiusr, libisns0), into $SLUICE_GUEST_DIR/debs/open-iscsi,
+# and the image takes iscsid and iscsiadm from the extracted tree.
 #
 # Environment:
 #   SLUICE_GUEST_DIR         cache dir (default /var/cache/sluice/guest)
 #   SLUICE_GUEST_KERNEL_PKG  kernel package to use, e.g. linux-image-6.1.0-56-amd64
 #                            (default: what linux-image-amd64 depends on, resolved
 #                            once and remembered in $SLUICE_GUEST_DIR/kernel-package)
-#   SLUICE_GUEST_REFRESH=1   resolve linux-image-amd64 again (apt-get update first)
+#   SLUICE_GUEST_REFRESH=1   resolve linux-image-amd64 again and download open-iscsi
+#                            again (apt-get update first)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +44,11 @@ out=${1:-$cache/image}
 # crypto modules are loaded up front because nvme-core's t10-pi needs crct10dif
 # and crc64-rocksoft, and nvme-tcp's header/data digests need crc32c; the kernel
 # would otherwise have to find them through modprobe at an awkward moment.
-modules=(virtio_pci virtio_net configfs crc32c_generic crct10dif_generic crc64_rocksoft_generic nvme_tcp)
+# iscsi_tcp is the iSCSI initiator's TCP transport (libiscsi_tcp, libiscsi,
+# scsi_transport_iscsi and scsi_mod come with it; its digests use crc32c too),
+# sd_mod gives an iSCSI LUN its /dev/sdX and sg its /dev/sgN (sg_persist, sg_inq).
+modules=(virtio_pci virtio_net configfs crc32c_generic crct10dif_generic crc64_rocksoft_generic nvme_tcp
+	iscsi_tcp sd_mod sg)
 # Shipped but not loaded: brd gives the guest a RAM block device (modprobe brd),
 # on which the harness checks guestio's O_DIRECT path without any target, and
 # nvmet-tcp is the kernel's own NVMe/TCP target: served on the guest's loopback
@@ -74,6 +87,7 @@ command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 # in the guest without its libraries: insist on busybox-static.
 pkg_installed busybox-static || missing+=(busybox-static)
 [[ -x /usr/sbin/nvme ]] || missing+=(nvme-cli)
+[[ -x /usr/bin/sg_inq && -x /usr/bin/sg_persist ]] || missing+=(sg3-utils)
 command -v cpio >/dev/null || missing+=(cpio)
 command -v gzip >/dev/null || missing+=(gzip)
 command -v xz >/dev/null || missing+=(xz-utils)
@@ -111,19 +125,26 @@ fi
 
 # --- inputs signature: the warm path ------------------------------------------
 debdir=$cache/debs
+iscsidebdir=$debdir/open-iscsi
+# Downloaded once and kept, like the kernel package; a refresh fetches it again.
+[[ -z ${SLUICE_GUEST_REFRESH:-} ]] || rm -rf "$iscsidebdir"
 nvme_ver=$(dpkg-query -W -f='${Version}' nvme-cli)
+sg3_ver=$(dpkg-query -W -f='${Version}' sg3-utils)
 bb_ver=$(dpkg-query -W -f='${Version}' busybox-static)
 find_debs() {
 	shopt -s nullglob
 	debs=("$debdir/${kpkg}"_*.deb)
+	iscsi_debs=("$iscsidebdir"/*.deb)
 	shopt -u nullglob
 }
 # The signature covers everything that goes into the image, so that an edit to
-# this script, init.sh or guestio, or a new package version, rebuilds it.
+# this script, init.sh, the iSCSI files or guestio, or a new package version,
+# rebuilds it.
 compute_sig() {
 	sig=$( {
-		echo "kpkg=$kpkg debs=${debs[*]##*/} nvme=$nvme_ver busybox=$bb_ver modules=${modules[*]} extra=${extra_modules[*]}"
-		cat "$here/build-image.sh" "$here/init.sh" "$here"/guestio/*.go
+		echo "kpkg=$kpkg debs=${debs[*]##*/} iscsi=${iscsi_debs[*]##*/} nvme=$nvme_ver sg3=$sg3_ver busybox=$bb_ver"
+		echo "modules=${modules[*]} extra=${extra_modules[*]}"
+		cat "$here/build-image.sh" "$here/init.sh" "$here/iscsid.conf" "$here/iscsid-start.sh" "$here"/guestio/*.go
 	} | sha256sum | cut -c1-16)
 }
 find_debs
@@ -143,19 +164,43 @@ tmp=$(mktemp -d "$cache/tmp.XXXXXX")
 chmod 0755 "$tmp" # apt-get download runs as _apt and must reach $tmp/dl
 trap 'rm -rf "$tmp"' EXIT
 
-if ((${#debs[@]} == 0)); then
-	log "downloading $kpkg"
-	mkdir -p "$debdir" "$tmp/dl"
+# download DIR PKG...: apt-get download the packages into DIR.
+download() {
+	local dir=$1
+	shift
+	log "downloading $*"
+	rm -rf "$tmp/dl"
+	mkdir -p "$dir" "$tmp/dl"
 	# apt-get download drops privileges to _apt, which must own the target dir.
 	if id _apt >/dev/null 2>&1; then chown _apt "$tmp/dl"; fi
-	if ! (cd "$tmp/dl" && apt-get download -q "$kpkg" >&2); then
+	if ! (cd "$tmp/dl" && apt-get download -q "$@" >&2); then
 		apt_update
-		(cd "$tmp/dl" && apt-get download -q "$kpkg" >&2) || die "apt-get download $kpkg failed"
+		(cd "$tmp/dl" && apt-get download -q "$@" >&2) || die "apt-get download $* failed"
 	fi
-	mv "$tmp/dl"/*.deb "$debdir/"
+	mv "$tmp/dl"/*.deb "$dir/"
+}
+
+if ((${#debs[@]} == 0)); then
+	download "$debdir" "$kpkg"
 	find_debs
 	((${#debs[@]})) || die "apt-get download $kpkg left no ${kpkg}_*.deb"
 	# The signature named no .deb; name it now so the next run takes the warm path.
+	compute_sig
+fi
+if ((${#iscsi_debs[@]} == 0)); then
+	download "$tmp/oi" open-iscsi
+	# Its library dependencies that the host lacks (the others are copied from
+	# the host, as nvme-cli's are, so that no library is in the image twice).
+	# Depends is "a (>= 1) | b, c, ...": the first alternative of each, unversioned.
+	libdeps=()
+	while read -r p; do
+		[[ $p == lib* ]] && ! pkg_installed "$p" && libdeps+=("$p")
+	done < <(dpkg-deb -f "$tmp"/oi/open-iscsi_*.deb Depends | tr ',' '\n' |
+		sed 's/|.*//; s/(.*)//; s/:.*//; s/[[:space:]]//g')
+	((${#libdeps[@]} == 0)) || download "$tmp/oi" "${libdeps[@]}"
+	mkdir -p "$iscsidebdir"
+	mv "$tmp"/oi/*.deb "$iscsidebdir/"
+	find_debs
 	compute_sig
 fi
 deb=${debs[-1]}
@@ -200,7 +245,7 @@ moddir=$kroot/lib/modules/$kver
 
 # --- the initramfs tree -------------------------------------------------------
 stage=$tmp/root
-mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc/sluice,etc/nvme,proc,sys,dev,tmp,run,root,lib/modules/"$kver"}
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc/sluice,etc/nvme,etc/iscsi,proc,sys,dev,tmp,run,root,lib/modules/"$kver"}
 
 # busybox and its applets as symlinks (--list-full gives their install paths).
 cp "$busybox" "$stage/bin/busybox"
@@ -209,15 +254,55 @@ while read -r applet; do
 	[[ -e $stage/$applet ]] || ln -s /bin/busybox "$stage/$applet"
 done < <("$busybox" --list-full)
 
-# nvme-cli and every library it loads, at the paths ldd resolves (the loader too).
-nvme=/usr/sbin/nvme
-cp "$nvme" "$stage/usr/sbin/nvme"
-while read -r lib; do
-	mkdir -p "$stage$(dirname "$lib")"
-	cp -L "$lib" "$stage$lib"
-done < <(ldd "$nvme" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-LD_LIBRARY_PATH='' chroot "$stage" /usr/sbin/nvme version >/dev/null 2>&1 ||
-	log "warning: nvme-cli does not start in the staged tree (chroot check)"
+# stage_elf SRC DEST [ROOT]: copy the program SRC to DEST in the staged tree,
+# with every library it loads at the path ldd resolves (the loader too). ROOT is
+# an extracted package tree whose libraries the host lacks: they are found there
+# and staged at their path inside it.
+stage_elf() {
+	local src=$1 dst=$2 root=${3:-} libpath= lib rel out
+	if [[ -n $root ]]; then
+		libpath=$(find "$root" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)
+	fi
+	mkdir -p "$stage$(dirname "$dst")"
+	cp "$src" "$stage$dst"
+	out=$(LD_LIBRARY_PATH=$libpath ldd "$src") || die "ldd $src failed"
+	! grep -q 'not found' <<<"$out" ||
+		die "$src needs libraries that are neither on the host nor in ${root:-(no tree)}:"$'\n'"$out"
+	while read -r lib; do
+		rel=$lib
+		[[ -n $root && $lib == "$root"/* ]] && rel=${lib#"$root"}
+		[[ -e $stage$rel ]] && continue
+		mkdir -p "$stage$(dirname "$rel")"
+		cp -L "$lib" "$stage$rel"
+	done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$out")
+}
+
+# nvme-cli, and sg3-utils' sg_inq and sg_persist (SCSI INQUIRY and persistent
+# reservations through /dev/sgN or /dev/sdX).
+stage_elf /usr/sbin/nvme /usr/sbin/nvme
+stage_elf /usr/bin/sg_inq /usr/bin/sg_inq
+stage_elf /usr/bin/sg_persist /usr/bin/sg_persist
+
+# open-iscsi: iscsid and iscsiadm from the downloaded packages, their own
+# libraries (libopeniscsiusr, libisns) from the same tree.
+oiroot=$tmp/open-iscsi
+mkdir -p "$oiroot"
+for d in "${iscsi_debs[@]}"; do dpkg-deb -x "$d" "$oiroot"; done
+stage_elf "$oiroot/sbin/iscsid" /sbin/iscsid "$oiroot"
+stage_elf "$oiroot/sbin/iscsiadm" /sbin/iscsiadm "$oiroot"
+cp "$here/iscsid.conf" "$stage/etc/iscsi/iscsid.conf"
+# iscsid accepts iscsiadm's requests only from a peer uid that getpwuid knows.
+echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
+echo 'root:x:0:' >"$stage/etc/group"
+cp "$here/iscsid-start.sh" "$stage/usr/sbin/iscsid-start"
+chmod 0755 "$stage/usr/sbin/iscsid-start"
+
+for check in "/usr/sbin/nvme version" "/sbin/iscsiadm --version" "/sbin/iscsid --version" \
+	"/usr/bin/sg_inq --version"; do
+	# shellcheck disable=SC2086 # a program and its argument
+	LD_LIBRARY_PATH='' chroot "$stage" $check >/dev/null 2>&1 ||
+		log "warning: $check does not run in the staged tree (chroot check)"
+done
 
 # Modules: resolve the dependency closure of $modules from modules.dep, in load order.
 declare -A dep_of path_of seen

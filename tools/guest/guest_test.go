@@ -58,6 +58,33 @@ func TestGuest(t *testing.T) {
 		run(t, "test -e /sys/class/nvme-fabrics/ctl && test -c /dev/nvme-fabrics")
 	})
 
+	t.Run("open-iscsi", func(t *testing.T) {
+		out := run(t, "lsmod")
+		for _, m := range []string{"iscsi_tcp", "libiscsi_tcp", "libiscsi", "scsi_transport_iscsi", "sd_mod", "sg"} {
+			if !hasLineWithPrefix(out, m+" ") {
+				t.Errorf("lsmod has no %s:\n%s", m, out)
+			}
+		}
+		run(t, "test -e /sys/class/iscsi_transport/tcp")
+		if got := strings.TrimSpace(run(t, "cat /etc/iscsi/initiatorname.iscsi")); got != "InitiatorName="+InitiatorName {
+			t.Fatalf("/etc/iscsi/initiatorname.iscsi = %q, want InitiatorName=%s", got, InitiatorName)
+		}
+		if out := run(t, "iscsiadm --version; sg_inq --version 2>&1; sg_persist --version 2>&1"); !strings.Contains(out, "iscsiadm version ") {
+			t.Fatalf("got %q", out)
+		}
+		// iscsid starts on demand (iscsiadm runs iscsid-start when a request
+		// needs the daemon, as discovery and login do; the interop tests rely
+		// on that) and answers on its socket; a second start is a no-op.
+		run(t, "iscsid-start && pidof iscsid && iscsid-start && [ $(pidof iscsid | wc -w) = 1 ]")
+		out, code, err := vm.Run(ctx, "iscsiadm -m session")
+		if err != nil || code != 21 || !strings.Contains(out, "No active sessions") {
+			t.Fatalf("iscsiadm -m session: %q, %d, %v (want exit 21, ISCSI_ERR_NO_OBJS_FOUND)", out, code, err)
+		}
+		if log := run(t, "cat /run/iscsid.log"); strings.TrimSpace(log) != "" {
+			t.Errorf("iscsid complained:\n%s", log)
+		}
+	})
+
 	t.Run("tcp-to-host", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -283,11 +310,16 @@ func BenchmarkBoot(b *testing.B) {
 }
 
 // TestGuestTwoCPUs: with two vCPUs the Linux host opens two NVMe/TCP I/O
-// queues, which is how interop tests reach multi-queue paths.
+// queues, which is how interop tests reach multi-queue paths. The same boot
+// checks that Options.InitiatorName reaches open-iscsi.
 func TestGuestTwoCPUs(t *testing.T) {
-	vm := Start(t, Options{CPUs: 2})
+	const iqn = "iqn.2026-11.dev.sluice:guest-two"
+	vm := Start(t, Options{CPUs: 2, InitiatorName: iqn})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if out, err := vm.RunOK(ctx, "cat /etc/iscsi/initiatorname.iscsi"); err != nil || strings.TrimSpace(out) != "InitiatorName="+iqn {
+		t.Fatalf("initiatorname.iscsi: %q, %v", out, err)
+	}
 	if out, err := vm.RunOK(ctx, "nproc"); err != nil || strings.TrimSpace(out) != "2" {
 		t.Fatalf("nproc: %q, %v", out, err)
 	}

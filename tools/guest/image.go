@@ -32,6 +32,11 @@ const (
 	HostNQN = "nqn.2014-08.org.nvmexpress:uuid:" + HostID
 )
 
+// InitiatorName is the guest's default iSCSI initiator name (written to
+// /etc/iscsi/initiatorname.iscsi by init.sh, which must agree), under the
+// project's own naming authority.
+const InitiatorName = "iqn.2026-11.dev.sluice:guest"
+
 // Image is a bootable guest: what build-image.sh built.
 type Image struct {
 	Kernel  string // uncompressed vmlinux (qemu boots it through its PVH note)

@@ -10,7 +10,10 @@
 #   sluice.nonce=STR     echoed in the ready line, so the harness knows this boot is its own
 #   sluice.hostnqn=NQN   overrides the default /etc/nvme/hostnqn
 #   sluice.hostid=UUID   overrides the default /etc/nvme/hostid
-# The defaults must stay equal to HostNQN and HostID in image.go (TestGuest checks).
+#   sluice.initiatorname=IQN  overrides the default InitiatorName in
+#                        /etc/iscsi/initiatorname.iscsi (open-iscsi's identity)
+# The defaults must stay equal to HostNQN, HostID and InitiatorName in image.go
+# (TestGuest checks).
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
@@ -26,6 +29,7 @@ mount -t tmpfs tmpfs /run
 nonce=none
 hostnqn=nqn.2014-08.org.nvmexpress:uuid:5a1c3e00-7b2d-4c9e-8f10-2e6d4b8a9c01
 hostid=5a1c3e00-7b2d-4c9e-8f10-2e6d4b8a9c01
+initiatorname=iqn.2026-11.dev.sluice:guest
 read -r cmdline </proc/cmdline
 # Word splitting is the point: the command line is space-separated parameters.
 # shellcheck disable=SC2086
@@ -34,6 +38,7 @@ for p in $cmdline; do
 	sluice.nonce=*) nonce=${p#*=} ;;
 	sluice.hostnqn=*) hostnqn=${p#*=} ;;
 	sluice.hostid=*) hostid=${p#*=} ;;
+	sluice.initiatorname=*) initiatorname=${p#*=} ;;
 	esac
 done
 
@@ -67,6 +72,14 @@ ip addr add 10.0.2.15/24 dev eth0
 mkdir -p /etc/nvme
 echo "$hostnqn" >/etc/nvme/hostnqn
 echo "$hostid" >/etc/nvme/hostid
+
+# open-iscsi: its identity, and the directories iscsid and iscsiadm expect (the
+# node database lives in /etc/iscsi, locks in /run/lock/iscsi). iscsid itself
+# starts on demand: iscsiadm runs /usr/sbin/iscsid-start when it finds no
+# daemon (iscsid.startup in /etc/iscsi/iscsid.conf), which logs to /run/iscsid.log.
+mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /etc/iscsi/ifaces /etc/iscsi/isns \
+	/etc/iscsi/static /run/lock/iscsi /var/lib/iscsi
+echo "InitiatorName=$initiatorname" >/etc/iscsi/initiatorname.iscsi
 
 # The command server. Protocol, one request per line from the host:
 #   "<id> <timeout-seconds> <base64 of a shell script> <id>"

@@ -66,6 +66,10 @@ type Options struct {
 	// reservations between hosts. Neither may contain spaces.
 	HostNQN, HostID string
 
+	// InitiatorName overrides the guest's iSCSI initiator name (default
+	// InitiatorName), the iSCSI counterpart of HostNQN. No spaces.
+	InitiatorName string
+
 	BootTimeout    time.Duration // default DefaultBootTimeout
 	CommandTimeout time.Duration // for Run when its context has no deadline; default DefaultCommandTimeout
 
@@ -129,8 +133,11 @@ func Boot(ctx context.Context, opts Options) (*VM, error) {
 	if opts.HostID == "" {
 		opts.HostID = HostID
 	}
-	if strings.ContainsAny(opts.HostNQN+opts.HostID, " \t\n") {
-		return nil, errors.New("guest: boot: HostNQN and HostID may not contain spaces")
+	if opts.InitiatorName == "" {
+		opts.InitiatorName = InitiatorName
+	}
+	if strings.ContainsAny(opts.HostNQN+opts.HostID+opts.InitiatorName, " \t\n") {
+		return nil, errors.New("guest: boot: HostNQN, HostID and InitiatorName may not contain spaces")
 	}
 	qemu := opts.QEMU
 	if qemu == "" {
@@ -163,8 +170,8 @@ func Boot(ctx context.Context, opts Options) (*VM, error) {
 		vm.log.close()
 		return nil, fmt.Errorf("guest: boot: %w", err)
 	}
-	cmdline := fmt.Sprintf("console=ttyS1 quiet panic=-1 sluice.nonce=%s sluice.hostnqn=%s sluice.hostid=%s %s",
-		vm.nonce, opts.HostNQN, opts.HostID, opts.KernelArgs)
+	cmdline := fmt.Sprintf("console=ttyS1 quiet panic=-1 sluice.nonce=%s sluice.hostnqn=%s sluice.hostid=%s "+
+		"sluice.initiatorname=%s %s", vm.nonce, opts.HostNQN, opts.HostID, opts.InitiatorName, opts.KernelArgs)
 	args := []string{
 		// TCG: these machines have no KVM. One CPU by default: the guest is a
 		// client, and a second vCPU would compete with the target for the
