@@ -59,7 +59,8 @@ unit:
 		$$($(GO) list ./... | grep -v -e /tools/interop -e /tools/guest)
 	$(GO) test -count=1 -race -timeout $(UNIT_TIMEOUT) ./engine/reactor/... ./engine/mem/... \
 		./engine/bdev/... ./engine/nvmf/... ./engine/rpc/... ./engine/tcpconn/... \
-		./engine/reservation/... ./engine/probe/... ./cgo/...
+		./engine/reservation/... ./engine/probe/... ./engine/scsi/... ./engine/iscsi/... ./engine/group/... \
+		./cgo/...
 	$(GO) test -count=1 -tags invariants -timeout $(UNIT_TIMEOUT) ./engine/mem/... ./engine/bdev/... \
 		./engine/nvmf/...
 

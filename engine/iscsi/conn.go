@@ -87,11 +87,13 @@ type conn struct {
 	loginDepth uint32
 	loginExp   uint32
 	joining    *session // the session the login established or joined
-	params     proto.Params
-	lp         proto.LayoutParams
-	sess       *session
-	cid        uint16
-	statSN     uint32
+	// moved: handed to the session's reactor; the old one must not touch it.
+	moved  bool
+	params proto.Params
+	lp     proto.LayoutParams
+	sess   *session
+	cid    uint16
+	statSN uint32
 	// reactor is where the connection lives, for the listener's eviction, which runs
 	// elsewhere; it changes when the connection moves to its session's reactor.
 	reactor atomic.Pointer[reactor.Reactor]
@@ -136,23 +138,36 @@ const (
 
 // OnEvents handles readiness from the reactor's epoll.
 func (c *conn) OnEvents(ev uint32) {
-	if c.state == connClosed {
+	// Each step may close the connection or hand it to another reactor (a joining
+	// connection whose Login Response has gone): after that it is not ours to touch.
+	if c.gone() {
 		return
 	}
-	if ev&unix.EPOLLOUT != 0 {
-		c.flush()
+	if ev&unix.EPOLLOUT != 0 && c.flush() {
+		return
+	}
+	if c.gone() {
+		return
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.readSocket()
 	}
-	if c.sq.Len() > 0 && c.state != connClosed {
-		c.flush()
+	if c.gone() {
+		return
 	}
-	c.maybeFinishClose()
+	if c.sq.Len() > 0 && c.flush() {
+		return
+	}
+	if !c.gone() {
+		c.maybeFinishClose()
+	}
 }
 
+// gone reports whether the connection is closed or has moved to another reactor.
+func (c *conn) gone() bool { return c.state == connClosed || c.moved }
+
 func (c *conn) readSocket() {
-	if !c.rb.Empty() || c.held || c.state == connMigrating {
+	if !c.rb.Empty() || c.held || c.state == connMigrating || c.gone() {
 		return
 	}
 	var direct []byte
@@ -415,21 +430,17 @@ func (c *conn) pduError(err error) {
 	c.beginClose("protocol error")
 }
 
-// enqueue appends a buffer to the send queue; rel is told once it has gone.
-func (c *conn) enqueue(b []byte, rel tcpconn.Releaser) {
-	c.sq.Push(b, rel)
-	c.pg.markDirty(c)
-}
-
-func (c *conn) flush() {
-	if c.state == connClosed {
-		return
+// flush writes what is queued. It reports true when the connection was handed to its
+// session's reactor: from then on the caller must not touch it.
+func (c *conn) flush() (handedOff bool) {
+	if c.gone() {
+		return false
 	}
 	empty, errno := c.sq.Flush(c.sock.FD)
 	if errno != 0 {
 		c.sq.Drop()
 		c.beginClose("write: " + errno.Error())
-		return
+		return false
 	}
 	c.sock.WantWritable(!empty)
 	switch {
@@ -437,9 +448,11 @@ func (c *conn) flush() {
 		c.beginClose(c.reason)
 	case empty && c.state == connMigrating:
 		c.migrate()
+		return true
 	case c.held:
 		c.unhold()
 	}
+	return false
 }
 
 // closeAfterSend stops reading and closes once what is queued went out.
@@ -486,7 +499,7 @@ func (c *conn) beginClose(reason string) {
 }
 
 func (c *conn) maybeFinishClose() {
-	if c.state != connDraining || c.busyTasks() > 0 || (c.closeAfter && c.sq.Len() > 0) {
+	if c.moved || c.state != connDraining || c.busyTasks() > 0 || (c.closeAfter && c.sq.Len() > 0) {
 		return
 	}
 	c.state = connClosed

@@ -166,9 +166,23 @@ func (h loginHooks) Establish(id proto.LoginIdentity, p proto.Params) (uint16, p
 	t.nextTSIH = tsih + 1
 	s := &session{t: t, home: c.pg, node: c.node, id: id, tsih: tsih, tpgt: c.tpgt, p: p,
 		depth: c.loginDepth, expCmdSN: c.loginExp, cids: []uint16{id.CID}, done: make(chan struct{})}
+	if s.node != nil {
+		// The session's view of the LUN map makes its nexuses on first use, after
+		// the old nexuses below have ended.
+		s.ss = s.node.luns.Session(s.identity())
+	}
 	s.publish()
 	t.sessions[tsih] = s
 	t.mu.Unlock()
+	for _, o := range victims {
+		// The old I_T nexus ends now, before the new session makes its own: the new
+		// one must start with its power-on unit attention and must not be ended
+		// later by the old session's teardown (SCSI-2 reservations end with the
+		// old nexus, RFC 7143 §6.3.5). The old session's tasks finish on their own.
+		if o.ss != nil {
+			o.ss.Lost()
+		}
+	}
 	for _, o := range victims {
 		t.log.Info("iscsi: session reinstated", "initiator", id.InitiatorName, "isid", id.ISID.String(), "old_tsih", o.tsih)
 		o.closeAll("session reinstated")
@@ -250,11 +264,14 @@ func (c *conn) loginDone(p proto.Params) {
 func (c *conn) migrate() {
 	s := c.joining
 	from := c.pg
+	c.moved = true
+	from.forget(c)
 	fd := c.sock.Detach()
 	delete(from.conns, c)
 	from.connCount.Add(-1)
 	to := s.home
 	err := to.r.Post(func() {
+		c.moved = false
 		c.pg = to
 		c.reactor.Store(to.r)
 		if err := c.sock.Register(to.r, fd, c); err != nil {

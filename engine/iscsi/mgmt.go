@@ -194,6 +194,9 @@ func (c *conn) handleNOPOut(data []byte) {
 		return
 	}
 	p := c.ctlq.get()
+	// The echo obeys the initiator's receive limit (RFC 7143 §11.19.3, §13.12): a
+	// ping longer than what it may receive is echoed in part.
+	data = data[:min(uint32(len(data)), c.params.MaxXmitDataSegmentLength)]
 	out := p.dataBuf(len(data))
 	if out == nil {
 		out = p.small[:0] // no memory for the echo: answer without the data

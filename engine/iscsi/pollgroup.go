@@ -71,10 +71,14 @@ func (pg *pollGroup) poll() bool {
 		q := pg.flushq
 		pg.flushq, pg.flushqOld = pg.flushqOld[:0], q
 		for i, c := range q {
+			if c == nil {
+				continue // moved to another reactor meanwhile
+			}
 			c.dirty = false
-			c.flush()
-			c.maybeFinishClose()
 			q[i] = nil
+			if !c.flush() {
+				c.maybeFinishClose()
+			}
 		}
 	}
 	return busy
@@ -87,6 +91,21 @@ func (pg *pollGroup) housekeeping() bool {
 		c.checkTimeouts(now)
 	}
 	return false
+}
+
+// forget drops a connection that moves to another reactor from the flush lists, so
+// that this reactor's poller never touches it again.
+//
+// Preconditions: on pg.r.
+func (pg *pollGroup) forget(c *conn) {
+	for _, q := range [][]*conn{pg.flushq, pg.flushqOld} {
+		for i, x := range q {
+			if x == c {
+				q[i] = nil
+			}
+		}
+	}
+	c.dirty = false
 }
 
 func (pg *pollGroup) markDirty(c *conn) {

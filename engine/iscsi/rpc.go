@@ -335,10 +335,7 @@ func (t *Target) dumpConfig() ([]rpc.Call, error) {
 		}
 	}
 	for _, n := range t.TargetNodes() {
-		p := NodeParams{Name: n.Name, AliasName: n.AliasName, LUNs: n.LUNs, PGIGMaps: n.PGIGMaps,
-			QueueDepth: n.QueueDepth, DisableCHAP: n.DisableCHAP, RequireCHAP: n.RequireCHAP,
-			MutualCHAP: n.MutualCHAP, CHAPGroup: n.CHAPGroup, HeaderDigest: n.HeaderDigest, DataDigest: n.DataDigest}
-		if err := add("iscsi_create_target_node", p); err != nil {
+		if err := add("iscsi_create_target_node", NodeParams(n)); err != nil {
 			return nil, err
 		}
 	}

@@ -32,8 +32,9 @@ type session struct {
 	// that expCmdSN moves past them once the gap before them fills. Bit i is
 	// expCmdSN+1+i.
 	seen [maxQueueDepth / 64]uint64
-	// For a normal session: its I_T nexus across the node's LUN map, and the map's
-	// channels on home, through which its tasks execute.
+	// For a normal session: its I_T nexus across the node's LUN map (made with the
+	// session and never changed, so a reinstating login on another reactor may end
+	// it), and the map's channels on home, through which its tasks execute.
 	ss      *scsi.Session
 	mc      *scsi.MapChannel
 	closing bool
@@ -141,10 +142,9 @@ func (s *session) lookupLU(l [8]byte) *scsi.LU {
 //
 // Preconditions: on home.
 func (s *session) openLUNs() {
-	if s.node == nil || s.ss != nil {
+	if s.node == nil || s.mc != nil {
 		return
 	}
-	s.ss = s.node.luns.Session(s.identity())
 	s.mc = s.node.luns.Channel(s.home.r, s.home.mem)
 }
 
@@ -153,12 +153,13 @@ func (s *session) openLUNs() {
 //
 // Preconditions: on home.
 func (s *session) closeLUNs() {
-	if s.ss == nil {
-		return
+	if s.ss != nil {
+		s.ss.Lost()
 	}
-	s.ss.Lost()
-	s.mc.Put()
-	s.ss, s.mc = nil, nil
+	if s.mc != nil {
+		s.mc.Put()
+		s.mc = nil
+	}
 }
 
 // attach adds a connection that finished its login.

@@ -199,7 +199,9 @@ func (c *conn) beginCommand() bool {
 	}
 	if c.taskByITT(cmd.ITT) != nil {
 		// RFC 7143 §11.17.1: a command with the tag of a task still in progress.
-		s.answered()
+		if !cmd.Immediate {
+			s.answered() // an immediate command never took a window slot
+		}
 		c.reject(proto.RejectTaskInProgress)
 		return true
 	}
