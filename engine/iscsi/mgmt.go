@@ -410,6 +410,12 @@ func (c *conn) maybeAnswerLogout() {
 	resp := proto.LogoutResponse{Response: w.code, ITT: w.itt, StatSN: c.nextStatSN(), ExpCmdSN: exp,
 		MaxCmdSN: max, Time2Wait: uint16(o.DefaultTime2Wait), Time2Retain: uint16(o.DefaultTime2Retain)}
 	resp.Put((*proto.BHS)(p.hdr[:proto.BHSLen]))
+	if s := c.sess; s.ss != nil && (w.session || w.target == c && len(s.conns) == 1) {
+		// The I_T nexus ends before the initiator hears the session is gone: a
+		// SCSI-2 reservation it held is released before any command it sends next
+		// (on a new session) can meet it.
+		s.ss.Lost()
+	}
 	if w.target == c {
 		p.closeAfter = true
 		c.reason = "logged out"

@@ -6,9 +6,9 @@ import (
 
 // The SPC-4 and SBC-3 commands that describe the LU rather than move its blocks:
 // REQUEST SENSE, INQUIRY and its VPD pages, MODE SENSE/SELECT, READ CAPACITY(16), GET
-// LBA STATUS, REPORT LUNS, REPORT SUPPORTED OPERATION CODES and TASK MANAGEMENT
-// FUNCTIONS. They build their data in the channel's response buffer and copy it into
-// the task's, cut to the allocation length.
+// LBA STATUS, READ DEFECT DATA, REPORT LUNS, REPORT SUPPORTED OPERATION CODES and TASK
+// MANAGEMENT FUNCTIONS. They build their data in the channel's response buffer and copy
+// it into the task's, cut to the allocation length.
 
 // vpdPages is the Supported VPD Pages list, ascending (libiscsi reads each back).
 var vpdPages = []uint8{scsi.VPDSupportedPages, scsi.VPDUnitSerialNumber,
@@ -22,6 +22,10 @@ func (ch *Channel) requestSense(t *Task) {
 	s := scsi.Sense{Key: scsi.SenseKeyNoSense}
 	if code, ok := t.Nexus.take(); ok {
 		s = scsi.Sense{Key: scsi.SenseKeyUnitAttention, Code: code}
+	} else if st := ch.lu.sanState.Load(); st != sanIdle {
+		// A sanitize in progress, with its progress indication, or its failure (SBC-3
+		// §4.11: REQUEST SENSE is how a host polls it).
+		s = ch.lu.sanitizeSense(st)
 	}
 	ch.sendSense(t, &s)
 }
@@ -76,6 +80,9 @@ func (lu *LU) appendVPD(b []byte, page uint8, nx *Nexus) ([]byte, error) {
 		return lu.limits.Append(b, p), nil
 	case scsi.VPDBlockDeviceCharacteristics:
 		c := scsi.BlockDeviceCharacteristics{RotationRate: scsi.RotationNonRotating}
+		if lu.blockErase() {
+			c.WABEREQ = 1 // a block read after BLOCK ERASE reads zeros, without error
+		}
 		return c.Append(b, p), nil
 	case scsi.VPDLogicalBlockProvisioning:
 		l := scsi.LogicalBlockProvisioning{LBPU: lu.unmap, LBPWS: lu.unmap, LBPWS10: lu.unmap,
@@ -146,13 +153,19 @@ func (ch *Channel) serviceActionIn(t *Task) {
 	// as mapped: SBC-3 lets a device server report a deallocated block as mapped
 	// (nothing relies on "mapped" meaning "allocated"), libiscsi GetLBAStatus checks
 	// only that blocks it wrote are mapped, and LBPRZ already tells hosts that
-	// unmapped blocks read as zeros.
+	// unmapped blocks read as zeros. The one state the LU knows of without a map is
+	// the one SANITIZE BLOCK ERASE leaves: every block deallocated, until a write
+	// (libiscsi Sanitize.BlockErase).
 	if c.LBA >= lu.blocks {
 		ch.fail(t, scsi.ErrLBAOutOfRange)
 		return
 	}
+	status := uint8(scsi.LBAMapped)
+	if lu.erased.Load() {
+		status = scsi.LBADeallocated
+	}
 	d := [1]scsi.LBAStatus{{LBA: c.LBA, Blocks: uint32(min(lu.blocks-c.LBA, 0xFFFFFFFF)),
-		Status: scsi.LBAMapped}}
+		Status: status}}
 	ch.dataIn(t, scsi.AppendGetLBAStatus(ch.resp[:0], d[:]), c.AllocationLength)
 }
 

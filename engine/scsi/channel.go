@@ -1,6 +1,8 @@
 package scsi
 
 import (
+	"slices"
+
 	"sluice/engine/bdev"
 	"sluice/engine/mem"
 	"sluice/engine/proto/scsi"
@@ -31,6 +33,8 @@ type Channel struct {
 	draining []*rangeLock
 	// waiters run once no aborted task is left in flight (resets, preempt drains).
 	waiters []func()
+	// lossWaiters are commands waiting for the manager to decide a nexus loss.
+	lossWaiters []*Task
 
 	// resp holds control-path parameter data while it is built (INQUIRY, MODE SENSE,
 	// PERSISTENT RESERVE IN...); it grows to the largest answer and is reused.
@@ -75,11 +79,40 @@ func (ch *Channel) Execute(t *Task) {
 	if dir, n := c.DataLength(ch.lu.blockSize); dir == scsi.DirOut {
 		t.Produced = n
 	}
+	if st := ch.lu.sanState.Load(); st != sanIdle && ch.sanitizeGate(t, st) {
+		return
+	}
+	ch.admit(t)
+}
+
+// admit runs a decoded command past the reservation check: it waits while a nexus loss
+// that may end the reservation is undecided (Nexus.Lost), is refused RESERVATION
+// CONFLICT, or is dispatched.
+func (ch *Channel) admit(t *Task) {
+	if ch.lu.lossPending.Load() > 0 && ch.reservationApplies(t) {
+		t.x.state = taskStateLossWait
+		ch.lossWaiters = append(ch.lossWaiters, t)
+		return
+	}
 	if !ch.allowed(t) {
 		ch.finishStatus(t, scsi.StatusReservationConflict)
 		return
 	}
 	ch.dispatch(t)
+}
+
+// resumeLossWaitersMsg admits the commands that waited for nexus losses to be decided.
+// Runs on the channel's reactor.
+func resumeLossWaitersMsg(arg any) {
+	ch := arg.(*Channel)
+	ws := ch.lossWaiters
+	ch.lossWaiters = nil
+	for _, t := range ws {
+		if t.x.state == taskStateLossWait {
+			t.x.state = taskStateIdle
+			ch.admit(t)
+		}
+	}
 }
 
 // begin resets the task's results and links it into the in-flight list.
@@ -90,6 +123,7 @@ func (ch *Channel) begin(t *Task) {
 	}
 	t.Status, t.SenseLen, t.Produced, t.Aborted = scsi.StatusGood, 0, 0, NotAborted
 	x.ch, x.state, x.abort, x.writing, x.lock = ch, taskStateIdle, NotAborted, false, nil
+	x.san = nil
 	x.cdb = scsi.CDB{}
 	ch.gen++
 	x.gen = ch.gen
@@ -145,6 +179,12 @@ func (ch *Channel) dispatch(t *Task) {
 		ch.unmapCmd(t)
 	case scsi.OpCompareAndWrite, scsi.OpOrWrite16:
 		ch.atomicWrite(t)
+	case scsi.OpWriteAtomic16:
+		ch.writeAtomic(t)
+	case scsi.OpSanitize:
+		ch.sanitize(t)
+	case scsi.OpExtendedCopy:
+		ch.extendedCopy(t)
 	case scsi.OpPersistentReserveIn:
 		ch.persistentReserveIn(t)
 	case scsi.OpPersistentReserveOut:
@@ -175,6 +215,11 @@ func (ch *Channel) dispatchAdmin(t *Task) {
 		ch.reportLUNs(t)
 	case scsi.OpMaintenanceIn:
 		ch.maintenanceIn(t)
+	case scsi.OpReceiveCopyResults:
+		ch.receiveCopyResults(t)
+	case scsi.OpReadDefectData10, scsi.OpReadDefectData12:
+		// A bdev has no defect lists: both are empty, in the format asked for.
+		ch.dataIn(t, scsi.AppendReadDefectData(ch.resp[:0], &t.x.cdb), t.x.cdb.AllocationLength)
 	default:
 		// Decoded but not served: the variable-length opcode 7Fh.
 		ch.fail(t, scsi.ErrInvalidOpcode)
@@ -283,8 +328,9 @@ func (ch *Channel) allocScratch(t *Task, n uint64) ([]byte, bool) {
 }
 
 // Abort is ABORT TASK for t, a task executing on this channel. A task that has not
-// reached the bdev (a write waiting behind a range lock) or that waits for the
-// reservation manager is ended at once: Done runs before Abort returns, with
+// reached the bdev (a write waiting behind a range lock or for a nexus loss to be
+// decided), that waits for the reservation manager, or a SANITIZE waiting for its
+// operation (which continues) is ended at once: Done runs before Abort returns, with
 // Aborted = AbortedByNexus, and Abort reports true. (A reservation command the manager
 // is deciding may still take effect; its answer is dropped.) A task inside the bdev
 // cannot be recalled: it is marked, its remaining steps are skipped, and it completes
@@ -313,6 +359,10 @@ func (ch *Channel) abortTask(t *Task, why AbortReason) bool {
 		// The manager's answer carries the generation it was asked in: with none
 		// left here, it is dropped, also if the transport reuses t meanwhile.
 		x.gen = 0
+	case taskStateSanitize:
+		detachSanitize(t) // the sanitize operation continues (SBC-3 §4.11)
+	case taskStateLossWait:
+		ch.lossWaiters = slices.DeleteFunc(ch.lossWaiters, func(w *Task) bool { return w == t })
 	default:
 		return false
 	}
@@ -340,8 +390,9 @@ func (ch *Channel) runWaiters() {
 
 // Put releases the channel. Tasks still inside the bdev complete as usual (the bdev
 // layer allows releasing with I/O in flight); writes still blocked behind a range lock
-// are answered ABORTED COMMAND, since the channel will not see the lock's release.
-// Tasks must not be executed on it afterwards.
+// are answered ABORTED COMMAND, since the channel will not see the lock's release, and
+// so is a SANITIZE waiting for its operation (which continues without it). Tasks must
+// not be executed on it afterwards.
 //
 // Preconditions: on the channel's reactor.
 func (ch *Channel) Put() {
@@ -355,5 +406,24 @@ func (ch *Channel) Put() {
 		ch.unblock(t)
 		ch.fail(t, errAbortedCommand)
 	}
+	for t := ch.sanitizeWaiter(); t != nil; t = ch.sanitizeWaiter() {
+		detachSanitize(t)
+		ch.fail(t, errAbortedCommand)
+	}
+	for len(ch.lossWaiters) > 0 {
+		t := ch.lossWaiters[0]
+		ch.lossWaiters = ch.lossWaiters[1:]
+		ch.fail(t, errAbortedCommand)
+	}
 	ch.bch.Put()
+}
+
+// sanitizeWaiter returns a task waiting for a sanitize operation, or nil.
+func (ch *Channel) sanitizeWaiter() *Task {
+	for t := ch.head; t != nil; t = t.x.next {
+		if t.x.state == taskStateSanitize {
+			return t
+		}
+	}
+	return nil
 }

@@ -105,10 +105,21 @@ func inquiryCases() []cmdCase {
 				be.Uint32(d[20:]) == 0 || be.Uint32(d[24:]) == 0 {
 				t.Fatalf("block limits %x", d[:tk.Produced])
 			}
+			// UNMAP in 4 KiB physical blocks aligned at LBA 0 (UGAVALID), WRITE SAME up to
+			// what WRITE SAME(10) can name, WRITE ATOMIC up to the transfer limit with no
+			// alignment, granularity or boundary.
+			if be.Uint32(d[28:]) != 8 || be.Uint32(d[32:]) != 0x80000000 ||
+				be.Uint64(d[36:]) != 0xFFFF || be.Uint32(d[44:]) != (1<<20)/testBS ||
+				!bytes.Equal(d[48:64], make([]byte, 16)) {
+				t.Fatalf("block limits %x", d[:tk.Produced])
+			}
 		}),
 		good("vpd characteristics", vpd(0xB1), func(t *testing.T, h *harness, tk *Task) {
 			if be.Uint16(tk.Data[4:]) != 1 {
 				t.Fatal("not solid state")
+			}
+			if tk.Data[7]>>6 != 1 { // malloc unmaps with zeros: BLOCK ERASE is offered
+				t.Fatalf("WABEREQ %d", tk.Data[7]>>6)
 			}
 		}),
 		// malloc: LBPU, LBPWS, LBPWS10, LBPRZ; thin provisioned.
@@ -127,7 +138,7 @@ func adminCases() []cmdCase {
 		luns     = in(scsi.CDB{Opcode: scsi.OpReportLUNs, AllocationLength: 64}, 64)
 		luns8    = in(scsi.CDB{Opcode: scsi.OpReportLUNs, AllocationLength: 8}, 8)
 		prIn     = in(scsi.CDB{Opcode: scsi.OpPersistentReserveIn, AllocationLength: 64}, 64)
-		noOp     = req{cdb: []byte{0x83, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}
+		noOp     = req{cdb: []byte{0xA4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}
 	)
 	return []cmdCase{
 		good("test unit ready", none(scsi.CDB{Opcode: scsi.OpTestUnitReady})),
@@ -141,6 +152,10 @@ func adminCases() []cmdCase {
 		good("read capacity 16", sai16(scsi.SAReadCapacity16, 0), func(t *testing.T, h *harness, tk *Task) {
 			if be.Uint64(tk.Data) != testBlocks-1 || be.Uint32(tk.Data[8:]) != testBS ||
 				tk.Data[14]&0xC0 != 0xC0 { // LBPME, LBPRZ
+				t.Fatalf("read capacity 16 %x", tk.Data)
+			}
+			// 8 logical blocks per 4 KiB physical block, the first aligned at LBA 0.
+			if tk.Data[13]&0x0F != 3 || be.Uint16(tk.Data[14:])&0x3FFF != 0 {
 				t.Fatalf("read capacity 16 %x", tk.Data)
 			}
 		}),
@@ -174,6 +189,23 @@ func adminCases() []cmdCase {
 		good("rsoc one unsupported", req{cdb: rsocCDB(scsi.RSOCOneCommand, scsi.OpFormatUnit, 0), in: 64},
 			wantData(0, scsi.SupportNotSupported, 0, 0)),
 		illegal("rsoc sa without sa", req{cdb: rsocCDB(scsi.RSOCOneCommand, 0x9E, 0x10), in: 64}, invalidField),
+		// libiscsi WriteAtomic16.DpoFua: DPO and FUA in the usage data, as MODE SENSE
+		// says DPOFUA=1.
+		good("rsoc write atomic", req{cdb: rsocCDB(scsi.RSOCOneCommand, scsi.OpWriteAtomic16, 0), in: 64},
+			func(t *testing.T, h *harness, tk *Task) {
+				if tk.Data[1]&7 != scsi.SupportStandard || tk.Data[5]&0x18 != 0x18 {
+					t.Fatalf("rsoc write atomic %x", tk.Data[:tk.Produced])
+				}
+			}),
+		// READ DEFECT DATA: no defects, both lists empty in the format asked for
+		// (libiscsi ReadDefectData10/12).
+		good("read defect data10", in(scsi.CDB{Opcode: scsi.OpReadDefectData10, ReqPList: true,
+			ReqGList: true, DefectListFormat: scsi.DefectFormatLongBlock, AllocationLength: 32}, 32),
+			wantData(0, 0x1B, 0, 0)),
+		good("read defect data12", in(scsi.CDB{Opcode: scsi.OpReadDefectData12, AllocationLength: 32}, 32),
+			wantData(0, 0, 0, 0, 0, 0, 0, 0)),
+		good("read defect data10 short allocation", in(scsi.CDB{Opcode: scsi.OpReadDefectData10,
+			AllocationLength: 2}, 2), wantData(0, 0)),
 		good("report tmfs", maintIn(scsi.SAReportSupportedTMFs, 16), wantData(0xC8, 0, 0, 0)),
 		illegal("report target port groups", maintIn(scsi.SAReportTargetPortGroups, 16), invalidField),
 		illegal("unknown opcode", noOp, scsi.ASCInvalidCommandOperationCode),
@@ -217,6 +249,8 @@ func blockCases() []cmdCase {
 		illegal("write same long data", req{cdb: cdb(ws(scsi.OpWriteSame10, 1, false)), out: blocks(1),
 			edtl: 2 * testBS}, invalidIU),
 		good("caw zero blocks", none(scsi.CDB{Opcode: scsi.OpCompareAndWrite})),
+		illegal("caw zero blocks with data-out", out(rd(scsi.OpCompareAndWrite, 0, 0), blocks(2)),
+			invalidField),
 		illegal("caw dataout size", out(rd(scsi.OpCompareAndWrite, 0, 1), blocks(4)), invalidIU),
 		good("orwrite zero blocks", none(rd(scsi.OpOrWrite16, testBlocks, 0))),
 		illegal("orwrite past end", out(rd(scsi.OpOrWrite16, testBlocks, 1), blocks(1)), lbaRange),
@@ -318,6 +352,10 @@ func TestPrepare(t *testing.T) {
 		{cdb(scsi.CDB{Opcode: scsi.OpWriteSame16, NDOB: true, TransferLength: 100}), scsi.DirNone, 0},
 		{inquiryCDB(false, 0, 96), scsi.DirIn, 96},
 		{cdb(scsi.CDB{Opcode: scsi.OpTestUnitReady}), scsi.DirNone, 0},
+		{cdb(scsi.CDB{Opcode: scsi.OpWriteAtomic16, TransferLength: 4}), scsi.DirOut, 4 * testBS},
+		{cdb(scsi.CDB{Opcode: scsi.OpSanitize, ServiceAction: scsi.SASanitizeOverwrite,
+			ParameterListLength: testBS + 4}), scsi.DirOut, testBS + 4},
+		{cdb(scsi.CDB{Opcode: scsi.OpSanitize, ServiceAction: scsi.SASanitizeBlockErase}), scsi.DirNone, 0},
 		{[]byte{0xFF, 0, 0, 0, 0, 0}, scsi.DirNone, 0},
 	} {
 		if dir, n := Prepare(c.cdb, testBS); dir != c.dir || n != c.n {

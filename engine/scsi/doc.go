@@ -17,11 +17,16 @@
 //     MODE PARAMETERS CHANGED on the others), so D_SENSE, the sense format, is the LU's;
 //     WCE, D_SENSE and SWP are changeable. WCE=0 makes every write FUA, and SYNCHRONIZE
 //     CACHE is a bdev flush, as with an NVMe volatile write cache. GET LBA STATUS reports
-//     every block mapped: the bdev layer has no allocation map (see serviceActionIn).
+//     every block mapped: the bdev layer has no allocation map (see serviceActionIn);
+//     the one exception is the state SANITIZE BLOCK ERASE leaves, every block
+//     deallocated until the next write. The physical block is 4 KiB (READ CAPACITY(16)
+//     LBPPBE 3 for 512-byte blocks), as the NVMe export of the volume says too.
 //   - Nexus (nexus.go): an I_T_L nexus and its unit attention queue (POWER ON/RESET
 //     first; MODE PARAMETERS CHANGED; RESERVATIONS PREEMPTED/RELEASED and REGISTRATIONS
 //     PREEMPTED from reservation notices; REPORTED LUNS DATA HAS CHANGED). An atomic flag
-//     makes the per-command check one load.
+//     makes the per-command check one load. Nexus.Lost reports the loss to the manager;
+//     until it has answered, commands a reservation could refuse wait for the answer,
+//     so none is refused by a SCSI-2 reservation the loss ended.
 //   - Channel (channel.go, io_cmd.go, io_special.go, admin_cmd.go, pr.go): an LU on one
 //     reactor. Execute decodes the CDB, reports a unit attention (except for INQUIRY,
 //     REPORT LUNS and REQUEST SENSE, SAM-5 §5.14), checks reservation conflicts against
@@ -30,12 +35,26 @@
 //     B0h B1h B2h), READ CAPACITY(10/16), GET LBA STATUS, MODE SENSE/SELECT(6/10),
 //     REPORT LUNS, READ/WRITE(6/10/12/16), WRITE AND VERIFY, VERIFY, PRE-FETCH,
 //     SYNCHRONIZE CACHE(10/16), UNMAP, WRITE SAME(10/16), COMPARE AND WRITE, ORWRITE(16),
-//     REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS, START STOP UNIT,
-//     PREVENT ALLOW MEDIUM REMOVAL, RESERVE/RELEASE(6/10) and PERSISTENT RESERVE IN/OUT.
+//     WRITE ATOMIC(16), SANITIZE, EXTENDED COPY(LID1) and RECEIVE COPY RESULTS, READ
+//     DEFECT DATA(10/12) (empty lists), REPORT SUPPORTED OPERATION CODES / TASK
+//     MANAGEMENT FUNCTIONS, START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL,
+//     RESERVE/RELEASE(6/10) and PERSISTENT RESERVE IN/OUT.
 //     Anything else is INVALID COMMAND OPERATION CODE; every error is CHECK CONDITION
-//     with sense in the format D_SENSE selects.
-//   - Range locks (rangelock.go): COMPARE AND WRITE and ORWRITE are atomic with respect
-//     to every write of the LU on every reactor. The lock is SPDK's LBA range lock: it
+//     with sense in the format D_SENSE selects. A write whose EDTL is short of its
+//     transfer writes the whole blocks the EDTL holds (iSCSI overflow).
+//   - Sanitize (sanitize.go): SANITIZE OVERWRITE and BLOCK ERASE run as an operation of
+//     the LU on the reactor the command came to, holding the range lock over the whole
+//     LU; meanwhile commands other than INQUIRY, REPORT LUNS and REQUEST SENSE are NOT
+//     READY, SANITIZE IN PROGRESS with a progress indication. The operation outlives an
+//     abort of its command, a reset and the loss of the connection; a failed one leaves
+//     the LU in the sanitize failure mode. CRYPTOGRAPHIC ERASE is not offered.
+//   - Copy manager (xcopy.go): EXTENDED COPY copies blocks between the LUs of the
+//     command's LUNMap (identification target descriptors naming them by NAA or EUI-64,
+//     block-to-block segments), each segment under the range lock of its destination;
+//     COPY STATUS is kept per I_T nexus and list identifier for RECEIVE COPY RESULTS.
+//   - Range locks (rangelock.go): COMPARE AND WRITE, ORWRITE and WRITE ATOMIC are atomic
+//     with respect to every write of the LU on every reactor (WRITE ATOMIC's atomicity
+//     against power loss is what one bdev I/O has: it is never split). The lock is SPDK's LBA range lock: it
 //     visits each channel by reactor message and waits out the overlapping writes in
 //     flight there; while it is held, each channel holds back new overlapping writes
 //     on its own list. No mutex on the I/O path: with no lock held the check is a

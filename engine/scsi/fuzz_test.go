@@ -45,6 +45,9 @@ func FuzzExecute(f *testing.F) {
 		task.Done = func(*Task) { n++ }
 		mc.Execute(s, task)
 		h.until("fuzzed task", func() bool { return n > 0 })
+		// A SANITIZE with IMMED=1 answers before its operation ends: let it end, so
+		// that the next input finds the LU ready and nothing locked.
+		h.until("sanitize operation", func() bool { return h.lu.sanState.Load() != sanRunning })
 		h.pollN(3)
 		if n != 1 {
 			t.Fatalf("Done ran %d times", n)
@@ -122,7 +125,27 @@ func executeSeeds() []executeSeed {
 		{"reserve6", c(scsi.CDB{Opcode: scsi.OpReserve6}), nil, 0, 0},
 		{"release6", c(scsi.CDB{Opcode: scsi.OpRelease6}), nil, 0, 0},
 		{"prin-full-status", prin(scsi.PRInReadFullStatus).cdb, nil, 1024, 0},
+		{"write-atomic", c(scsi.CDB{Opcode: scsi.OpWriteAtomic16, LBA: 16, TransferLength: 1}), block, 0, 0},
+		{"read-defect-data12", c(scsi.CDB{Opcode: scsi.OpReadDefectData12, ReqGList: true,
+			AllocationLength: 64}), nil, 64, 0},
+		{"sanitize-overwrite-immed", c(scsi.CDB{Opcode: scsi.OpSanitize, Immed: true,
+			ServiceAction: scsi.SASanitizeOverwrite, ParameterListLength: 8}),
+			overwrite([]byte{1, 2, 3, 4}, 1, false), 0, 0},
+		{"sanitize-block-erase", c(scsi.CDB{Opcode: scsi.OpSanitize,
+			ServiceAction: scsi.SASanitizeBlockErase}), nil, 0, 0},
+		{"sanitize-exit-failure-mode", c(scsi.CDB{Opcode: scsi.OpSanitize,
+			ServiceAction: scsi.SASanitizeExitFailureMode}), nil, 0, 0},
+		{"receive-copy-results", c(scsi.CDB{Opcode: scsi.OpReceiveCopyResults,
+			ServiceAction: scsi.SACopyOperatingParams, AllocationLength: 1024}), nil, 1024, 0},
 	}
+	// An EXTENDED COPY naming an LU by an NAA designator (no LU of the fuzzed map has
+	// this one: the copy manager answers UNREACHABLE COPY TARGET).
+	xl := scsi.XCopyList{ListID: 1, Targets: []scsi.XCopyTarget{{Type: scsi.XCopyTgtIdentification,
+		CodeSet: 1, DesignatorType: 3, Designator: bytes.Repeat([]byte{0x62}, 16), BlockLength: testBS}},
+		Segments: []scsi.XCopySegment{{Type: scsi.XCopySegBlockToBlock, Blocks: 8, DstLBA: 64}}}
+	xb := xl.Append(nil)
+	seeds = append(seeds, executeSeed{"extended-copy", c(scsi.CDB{Opcode: scsi.OpExtendedCopy,
+		ParameterListLength: uint32(len(xb))}), xb, 0, 0})
 	for _, p := range []struct {
 		sa  scsi.PROutAction
 		typ scsi.PRType

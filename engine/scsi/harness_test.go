@@ -2,6 +2,7 @@ package scsi
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"sync"
@@ -42,7 +43,24 @@ type hOpts struct {
 	resv       bool
 	delayPolls uint32
 	readOnly   bool
-	volatile   bool // rec: the bdev has a volatile cache (WCE starts at 1)
+	volatile   bool             // rec: the bdev has a volatile cache (WCE starts at 1)
+	limits     scsi.BlockLimits // LUConfig.Limits
+	// lossGate, with resv, holds the manager's NexusLost decisions until it is closed.
+	lossGate chan struct{}
+}
+
+// gatedDecider holds NexusLost decisions until its gate is closed.
+type gatedDecider struct {
+	*managertest.Decider
+	gate chan struct{}
+}
+
+func (g *gatedDecider) Reserve(ctx context.Context, vol [16]byte,
+	cmd reservation.Command) (reservation.Result, error) {
+	if cmd.Action == reservation.NexusLost {
+		<-g.gate
+	}
+	return g.Decider.Reserve(ctx, vol, cmd)
 }
 
 const (
@@ -87,10 +105,14 @@ func newHarness(t testing.TB, o hOpts) *harness {
 	b := h.makeBdev(o)
 	cfg := LUConfig{Bdev: b, LUN: 0, TargetName: "iqn.2026-01.dev.sluice:target",
 		Ports:    []TargetPort{{RelativeID: 1, Name: "iqn.2026-01.dev.sluice:target,t,0x0001"}},
-		ReadOnly: o.readOnly}
+		ReadOnly: o.readOnly, Limits: o.limits}
 	if o.resv {
 		h.dec = managertest.New()
-		h.mgr = manager.New(manager.Config{Decider: h.dec, Reactors: h.rs, Timeout: 10 * time.Second})
+		var d manager.Decider = h.dec
+		if o.lossGate != nil {
+			d = &gatedDecider{Decider: h.dec, gate: o.lossGate}
+		}
+		h.mgr = manager.New(manager.Config{Decider: d, Reactors: h.rs, Timeout: 10 * time.Second})
 		cfg.Manager, cfg.Home = h.mgr, h.rs[0]
 	}
 	h.lu, err = NewLU(cfg)
@@ -339,15 +361,20 @@ type recBackend struct {
 	// bdev" as long as a test needs (its data is already in mem).
 	hold bool
 	held []*bdev.IO
+	// failWrites fails every write with an I/O error, writing nothing.
+	failWrites bool
 }
 
 // release completes the held writes.
 //
 // Preconditions: on the reactor they were submitted on (the test's goroutine).
-func (b *recBackend) release() {
+func (b *recBackend) release() { b.completeHeld(false) }
+
+// completeHeld completes the writes held now; with keep, later writes are held too.
+func (b *recBackend) completeHeld(keep bool) {
 	b.mu.Lock()
 	held := b.held
-	b.held, b.hold = nil, false
+	b.held, b.hold = nil, keep
 	b.mu.Unlock()
 	for _, io := range held {
 		io.Complete(bdev.StatusSuccess)
@@ -374,6 +401,11 @@ func (c recChannel) Submit(io *bdev.IO) {
 	case bdev.IORead:
 		copy(io.Buf, b.mem[io.Offset:io.Offset+io.Length])
 	case bdev.IOWrite:
+		if b.failWrites {
+			b.mu.Unlock()
+			io.Complete(bdev.StatusIOError)
+			return
+		}
 		copy(b.mem[io.Offset:io.Offset+io.Length], io.Buf)
 		b.writes++
 		if io.FUA {

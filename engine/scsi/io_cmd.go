@@ -68,6 +68,13 @@ func (ch *Channel) read(t *Task) {
 // write is WRITE(6/10/12/16) and WRITE AND VERIFY(10/12/16). WRITE AND VERIFY writes
 // with FUA and does not read back: the comparison BYTCHK=1 asks for would compare the
 // data with itself, and FUA is what makes "verify on the medium" true of a bdev.
+//
+// An EDTL below the transfer length (an iSCSI overflow; Produced keeps the transfer
+// length, so the transport reports the residual) writes the whole blocks the EDTL
+// holds and nothing past them, GOOD (libiscsi 1.19 Write*Residuals and
+// WriteVerify*Residuals: EDTL 0 or 1 of 2 blocks). An EDTL that ends inside a block
+// writes nothing and answers INVALID FIELD IN COMMAND INFORMATION UNIT rather than
+// write part of a block (FCP-4; libiscsi accepts either answer for EDTL 200 of 512).
 func (ch *Channel) write(t *Task) {
 	c := &t.x.cdb
 	if err := ch.checkBlock(c); err != nil {
@@ -78,19 +85,32 @@ func (ch *Channel) write(t *Task) {
 		ch.fail(t, scsi.ErrWriteProtected)
 		return
 	}
-	n := uint64(c.TransferLength)
+	n, ok := ch.deliveredBlocks(t, uint64(c.TransferLength))
+	if !ok {
+		ch.fail(t, errInvalidIU)
+		return
+	}
 	if n == 0 {
 		ch.good(t)
 		return
 	}
-	if uint64(len(t.Data)) < n<<ch.lu.shift {
-		// EDTL below the transfer length: write nothing rather than part of a block
-		// (FCP-4 b); libiscsi Write*Residuals accepts this answer).
-		ch.fail(t, errInvalidIU)
-		return
-	}
 	t.x.lba, t.x.blocks = c.LBA, n
 	ch.startWrite(t, c.LBA, c.LBA+n)
+}
+
+// deliveredBlocks returns how many of a write's n blocks the data-out holds: all of them
+// when the EDTL covers the transfer, else the whole blocks of the EDTL. ok is false
+// when the EDTL ends inside a block, or the transport delivered less than it announced.
+func (ch *Channel) deliveredBlocks(t *Task, n uint64) (uint64, bool) {
+	size, have := n<<ch.lu.shift, uint64(len(t.Data))
+	if have >= size {
+		return n, true
+	}
+	edtl := uint64(t.ExpectedLen)
+	if edtl >= size || edtl&(uint64(ch.lu.blockSize)-1) != 0 || have < edtl {
+		return 0, false
+	}
+	return edtl >> ch.lu.shift, true
 }
 
 // writeFUA reports whether a write must be durable at completion: FUA asked, WRITE
@@ -125,10 +145,12 @@ func (ch *Channel) startData(t *Task) {
 	x.writing = true
 	switch x.cdb.Opcode {
 	case scsi.OpWriteSame10, scsi.OpWriteSame16:
+		ch.lu.noteWrite()
 		ch.writeSameStart(t)
 	case scsi.OpUnmap:
 		ch.unmapNext(t)
 	default:
+		ch.lu.noteWrite()
 		size := x.blocks << ch.lu.shift
 		ch.submit(t, taskStateWrite, bdev.IOWrite, x.lba, x.blocks, t.Data[:size], t.FixedBuf,
 			ch.writeFUA(&x.cdb))
@@ -342,7 +364,7 @@ func (ch *Channel) stepDone(t *Task, s bdev.Status, typ bdev.IOType) {
 		ch.compareThenWrite(t)
 	case taskStateORRead:
 		ch.orThenWrite(t)
-	case taskStateCAWWrite, taskStateORWrite:
+	case taskStateCAWWrite, taskStateORWrite, taskStateAtomicWrite:
 		ch.releaseRange(t)
 		ch.good(t)
 	case taskStateWriteSame:

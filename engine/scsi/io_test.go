@@ -57,35 +57,46 @@ func TestReadResiduals(t *testing.T) {
 	}
 }
 
-// TestWriteResiduals: libiscsi Write10Residuals. A data-out shorter than the transfer
-// writes nothing and answers INVALID FIELD IN INFORMATION UNIT; a longer one writes the
-// transfer; Produced is the transfer length either way.
+// TestWriteResiduals: libiscsi 1.19 Write10Residuals and WriteVerify10Residuals. An
+// EDTL of whole blocks below the transfer writes those blocks and no more, GOOD; one
+// that ends inside a block writes nothing, INVALID FIELD IN INFORMATION UNIT; a longer
+// one writes the transfer. Produced is the transfer length every time (the transport's
+// residual).
 func TestWriteResiduals(t *testing.T) {
 	h := newHarness(t, hOpts{})
 	nx := h.nexus(init1)
 	a := bytes.Repeat([]byte{'a'}, 2*testBS)
-	for _, c := range []struct {
-		blocks uint32
-		sent   int
-		ok     bool
-	}{
-		{1, 0, false}, {1, 2 * testBS, true}, {2, testBS, false}, {1, 10000, true}, {1, 200, false},
-	} {
-		h.writeBlocks(nx, 0, a)
-		b := bytes.Repeat([]byte{'b'}, c.sent)
-		w := h.exec(nx, req{cdb: cdb(scsi.CDB{Opcode: scsi.OpWrite10, TransferLength: c.blocks}),
-			out: b, edtl: max(c.sent, -1)})
-		if w.Produced != uint64(c.blocks)*testBS {
-			t.Fatalf("%d blocks, %d sent: produced %d", c.blocks, c.sent, w.Produced)
+	for _, op := range []scsi.Opcode{scsi.OpWrite10, scsi.OpWriteAndVerify10, scsi.OpWrite16} {
+		for _, c := range []struct {
+			blocks  uint32
+			sent    int
+			ok      bool
+			written int // blocks of 'b' expected
+		}{
+			{1, 0, true, 0},          // EDTL 0: overflow, nothing to write
+			{1, 2 * testBS, true, 1}, // underflow: the transfer is written
+			{2, testBS, true, 1},     // overflow: the first block only
+			{2, 0, true, 0},
+			{1, 10000, true, 1},
+			{1, 200, false, 0}, // ends inside a block
+			{2, testBS + 200, false, 0},
+		} {
+			h.writeBlocks(nx, 0, a)
+			b := bytes.Repeat([]byte{'b'}, c.sent)
+			w := h.exec(nx, req{cdb: cdb(scsi.CDB{Opcode: op, TransferLength: c.blocks}),
+				out: b, edtl: max(c.sent, -1)})
+			if w.Produced != uint64(c.blocks)*testBS {
+				t.Fatalf("%v %d blocks, %d sent: produced %d", op, c.blocks, c.sent, w.Produced)
+			}
+			if c.ok {
+				wantGood(t, w)
+			} else {
+				wantSense(t, w, scsi.SenseKeyIllegalRequest, scsi.ASCInvalidFieldInInformationUnit)
+			}
+			want := append([]byte(nil), a...)
+			copy(want, b[:c.written*testBS])
+			h.wantBlocks(nx, 0, want)
 		}
-		want := append([]byte(nil), a...)
-		if c.ok {
-			wantGood(t, w)
-			copy(want, b[:c.blocks*testBS])
-		} else {
-			wantSense(t, w, scsi.SenseKeyIllegalRequest, scsi.ASCInvalidFieldInInformationUnit)
-		}
-		h.wantBlocks(nx, 0, want)
 	}
 }
 
@@ -254,6 +265,105 @@ func TestCompareAndWrite(t *testing.T) {
 	if s := senseOf(task); s.Key != scsi.SenseKeyMiscompare || s.Info != n*testBS-27 {
 		t.Fatalf("descriptor sense %+v", s)
 	}
+}
+
+// TestCompareAndWriteZeroBlocks: NUMBER OF LOGICAL BLOCKS 0 with no data-out transfers
+// nothing and is GOOD; with data-out the field cannot be what was meant (libiscsi
+// CompareAndWrite.Simple sends 256 blocks, which the byte carries as 0): INVALID FIELD
+// IN CDB @13, nothing written.
+func TestCompareAndWriteZeroBlocks(t *testing.T) {
+	h := newHarness(t, hOpts{})
+	nx := h.nexus(init1)
+	a := bytes.Repeat([]byte{'A'}, 256*testBS)
+	h.writeBlocks(nx, 0, a)
+	wantGood(t, h.exec(nx, req{cdb: cawCDB(0, 0)}))
+	data := append(append([]byte(nil), a...), bytes.Repeat([]byte{'B'}, 256*testBS)...)
+	tk := h.exec(nx, req{cdb: cawCDB(0, 256), out: data}) // 256 wraps to 0
+	s := wantSense(t, tk, scsi.SenseKeyIllegalRequest, invalidField)
+	if _, off, _, _ := s.Specific.Field(); off != 13 {
+		t.Fatalf("field pointer @%d", off)
+	}
+	h.wantBlocks(nx, 0, a)
+}
+
+// TestWriteAtomic: WRITE ATOMIC(16) writes like WRITE(16) within the Block Limits
+// atomic fields, and refuses what they exclude (libiscsi WriteAtomic16.*).
+func TestWriteAtomic(t *testing.T) {
+	h := newHarness(t, hOpts{module: "rec", volatile: true})
+	nx := h.nexus(init1)
+	wa := func(c scsi.CDB) scsi.CDB { c.Opcode = scsi.OpWriteAtomic16; return c }
+	data := pattern(256*testBS, 5)
+	wantGood(t, h.exec(nx, req{cdb: cdb(wa(scsi.CDB{LBA: 3, TransferLength: 256})), out: data}))
+	h.wantBlocks(nx, 3, data)
+	_, fua, _, _, _ := h.rec.counts()
+	wantGood(t, h.exec(nx, req{cdb: cdb(wa(scsi.CDB{LBA: testBlocks - 1, FUA: true, DPO: true,
+		TransferLength: 1})), out: data[:testBS]}))
+	if _, f, _, _, _ := h.rec.counts(); f != fua+1 {
+		t.Fatal("FUA did not reach the bdev")
+	}
+	wantGood(t, h.exec(nx, none(wa(scsi.CDB{LBA: testBlocks}))))
+	for _, c := range []struct {
+		name string
+		r    req
+		code scsi.SenseCode
+	}{
+		{"beyond the end", req{cdb: cdb(wa(scsi.CDB{LBA: testBlocks - 1, TransferLength: 2})),
+			out: data[:2*testBS]}, lbaRange},
+		{"0 blocks past the end", none(wa(scsi.CDB{LBA: testBlocks + 8})), lbaRange},
+		{"above the atomic limit", req{cdb: cdb(wa(scsi.CDB{TransferLength: 2049})),
+			out: make([]byte, 2049*testBS)}, invalidField},
+		{"atomic boundary", req{cdb: cdb(wa(scsi.CDB{TransferLength: 1, AtomicBoundary: 1})),
+			out: data[:testBS]}, invalidField},
+		{"wrprotect", req{cdb: cdb(wa(scsi.CDB{TransferLength: 1, Protect: 1})), out: data[:testBS]},
+			invalidField},
+		// Never written in part: an EDTL short of the transfer writes nothing.
+		{"short data-out", req{cdb: cdb(wa(scsi.CDB{TransferLength: 2})), out: data[:testBS]}, invalidIU},
+	} {
+		wantSense(t, h.exec(nx, c.r), scsi.SenseKeyIllegalRequest, c.code)
+	}
+	h.wantBlocks(nx, 0, append(make([]byte, 3*testBS), data[:testBS]...))
+
+	// An LU whose limits offer no atomic write does not know the command.
+	h = newHarness(t, hOpts{limits: scsi.BlockLimits{MaxTransferLength: 256}})
+	nx = h.nexus(init1)
+	wantSense(t, h.exec(nx, req{cdb: cdb(wa(scsi.CDB{TransferLength: 1})), out: data[:testBS]}),
+		scsi.SenseKeyIllegalRequest, scsi.ASCInvalidCommandOperationCode)
+	tk := h.exec(nx, req{cdb: rsocCDB(scsi.RSOCOneCommand, scsi.OpWriteAtomic16, 0), in: 64})
+	if tk.Data[1]&7 != scsi.SupportNotSupported {
+		t.Fatal("REPORT SUPPORTED OPERATION CODES lists WRITE ATOMIC without atomic limits")
+	}
+}
+
+// TestWriteAtomicIsolation: a WRITE ATOMIC waits for the overlapping write in flight on
+// another reactor and holds back one that arrives while it runs, so its blocks are
+// never a mix of it and another write.
+func TestWriteAtomicIsolation(t *testing.T) {
+	h := newHarness(t, hOpts{module: "rec", reactors: 2})
+	nx := h.nexus(init1)
+	x := bytes.Repeat([]byte{'X'}, 8*testBS)
+	y := bytes.Repeat([]byte{'Y'}, 8*testBS)
+	z := bytes.Repeat([]byte{'Z'}, 8*testBS)
+	h.rec.hold = true
+	w1 := h.start(nx, req{cdb: write16(0, 8), out: x, ch: 1})
+	a := h.start(nx, req{cdb: cdb(scsi.CDB{Opcode: scsi.OpWriteAtomic16, TransferLength: 8}), out: y})
+	h.pollN(10)
+	if a.x.state != taskStateLocking {
+		t.Fatalf("atomic write in state %v with an overlapping write in the bdev", a.x.state)
+	}
+	h.rec.completeHeld(true)
+	h.until("the atomic write's write", func() bool { return a.x.state == taskStateAtomicWrite })
+	wantGood(t, w1)
+	// Its lock is held until the bdev gives its write back: an overlapping write waits.
+	w2 := h.start(nx, req{cdb: write16(4, 8), out: z, ch: 1})
+	h.pollN(4)
+	if w2.x.state != taskStateBlocked || h.doneCount(a) != 0 {
+		t.Fatalf("overlapping write in state %v while the atomic write runs", w2.x.state)
+	}
+	h.rec.release()
+	h.until("all", func() bool { return h.doneCount(a) == 1 && h.doneCount(w2) == 1 })
+	wantGood(t, a)
+	wantGood(t, w2)
+	h.wantBlocks(nx, 0, append(append([]byte(nil), y[:4*testBS]...), z...))
 }
 
 // TestOrWrite: libiscsi OrWrite.Verify: OR 0xa5 into zeros, then 0x5a into that.

@@ -114,6 +114,20 @@ type LU struct {
 	closed           atomic.Bool
 	lunMap           atomic.Pointer[LUNMap]
 
+	// Sanitize (sanitize.go): sanState is what every command checks, one load;
+	// sanProgress the running operation's progress in 1/65536ths; erased says that
+	// every block is deallocated (a BLOCK ERASE completed and nothing was written
+	// since), which GET LBA STATUS reports. Transitions of sanState happen under mu.
+	sanState    atomic.Uint32
+	sanProgress atomic.Uint32
+	erased      atomic.Bool
+	// sanEpoch counts the sanitize operations accepted, so that a copy spanning one
+	// notices it.
+	sanEpoch atomic.Uint64
+	// lossPending counts the nexus losses the reservation manager has not answered
+	// (Nexus.Lost): while there are any, commands a reservation could refuse wait.
+	lossPending atomic.Int32
+
 	modeMu sync.Mutex
 	modes  scsi.ModePages // +checklocks:modeMu
 
@@ -124,6 +138,12 @@ type LU struct {
 	waitLocks []*rangeLock                    // +checklocks:mu
 	freeLocks []*rangeLock                    // +checklocks:mu
 	hub       *sinkHub
+
+	// The copy manager (xcopy.go): its limits, and the copies by list identifier.
+	copyLimits   scsi.CopyLimits
+	copies       map[copyKey]*copyRecord // +checklocks:mu
+	copyOrder    []copyKey               // +checklocks:mu; oldest first
+	activeCopies int                     // +checklocks:mu
 }
 
 // Errors of NewLU and the LUNMap. They wrap the RPC layer's sentinels so that the
@@ -213,8 +233,11 @@ func newLU(cfg LUConfig) *LU {
 		VersionDescriptors: [8]uint16{scsi.VersionDescriptorSAM5, scsi.VersionDescriptorISCSI,
 			scsi.VersionDescriptorSPC4, scsi.VersionDescriptorSBC3}}
 	lu.capacity = scsi.Capacity{Blocks: lu.blocks, BlockSize: lu.blockSize, LBPME: lu.unmap,
-		LBPRZ: lu.unmap && caps.UnmapReadsZero}
-	lu.commands = commandTable(lu.vol != nil, lu.unmap)
+		LBPRZ:         lu.unmap && caps.UnmapReadsZero,
+		LBPPBExponent: uint8(bits.TrailingZeros32(physicalBlockSize(lu.blockSize) / lu.blockSize))}
+	lu.copyLimits = copyLimits(lu.blockSize)
+	lu.commands = commandTable(lu.vol != nil, lu.unmap, lu.blockErase(),
+		lu.limits.MaxAtomicTransferLength != 0)
 	// WCE starts as the bdev's volatile cache: a host then sends SYNCHRONIZE CACHE
 	// and FUA exactly where NVMe's VWC would make it send Flush and FUA.
 	lu.modes = scsi.BlockModePages(scsi.CachingPage{WCE: caps.VolatileCache},
@@ -223,31 +246,45 @@ func newLU(cfg LUConfig) *LU {
 	return lu
 }
 
+// physicalBlockSize is the LU's physical block: 4 KiB, or the logical block when that is
+// larger. The bdev layer reports no physical block size, but a volume is a file (or a
+// namespace) whose page and allocation unit are 4 KiB: a write of less is a partial
+// write of one below it. The NVMe export of the same volume says the same through
+// NPWG/NPWA/NOWS (engine/nvmf identifyNamespace), and READ CAPACITY(16) reports it as
+// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (3 for 512-byte blocks).
+func physicalBlockSize(blockSize uint32) uint32 { return max(4096, blockSize) }
+
 // DefaultLimits are the Block Limits of an LU whose LUConfig sets none: transfers up to
 // 1 MiB (the reads and writes a transport buffers whole), COMPARE AND WRITE up to 255
-// blocks (VMware ATS uses 1), WRITE SAME up to 256 MiB, and UNMAP without a block
-// limit when the bdev deallocates.
+// blocks (VMware ATS uses 1), WRITE SAME up to 65535 blocks and 256 MiB (65535 is the
+// most WRITE SAME(10) can name, so one limit binds both CDB sizes, as with LIO's block
+// backend), WRITE ATOMIC up to the transfer limit with no alignment or granularity
+// (its atomicity is the range lock's, which has neither), and, when the bdev
+// deallocates, UNMAP without a block limit, in physical blocks aligned at LBA 0 like
+// the LU's (LOWEST ALIGNED LBA 0).
 func DefaultLimits(blockSize uint32, unmap bool) scsi.BlockLimits {
-	gran := max(4096/blockSize, 1)
+	gran := physicalBlockSize(blockSize) / blockSize
 	l := scsi.BlockLimits{
 		MaxCompareAndWriteLength:   255,
 		OptimalTransferGranularity: uint16(gran),
 		MaxTransferLength:          (1 << 20) / blockSize,
 		OptimalTransferLength:      (128 << 10) / blockSize,
 		MaxPrefetchLength:          (1 << 20) / blockSize,
-		MaxWriteSameLength:         uint64((256 << 20) / blockSize),
+		MaxWriteSameLength:         uint64(min((256<<20)/blockSize, 0xFFFF)),
+		MaxAtomicTransferLength:    (1 << 20) / blockSize,
 	}
 	if unmap {
 		l.MaxUnmapLBACount = 0xFFFFFFFF
 		l.MaxUnmapDescriptors = 256
 		l.OptimalUnmapGranularity = gran
+		l.UGAValid = true
 	}
 	return l
 }
 
 // commandTable lists what REPORT SUPPORTED OPERATION CODES reports: every command the
 // channel executes, so that the report and the behaviour cannot disagree.
-func commandTable(resv, unmap bool) scsi.CommandTable {
+func commandTable(resv, unmap, blockErase, atomic bool) scsi.CommandTable {
 	ops := []scsi.Opcode{scsi.OpTestUnitReady, scsi.OpRequestSense, scsi.OpRead6,
 		scsi.OpWrite6, scsi.OpInquiry, scsi.OpModeSelect6, scsi.OpModeSense6,
 		scsi.OpStartStopUnit, scsi.OpPreventAllowRemoval, scsi.OpReadCapacity10,
@@ -257,9 +294,12 @@ func commandTable(resv, unmap bool) scsi.CommandTable {
 		scsi.OpWrite16, scsi.OpOrWrite16, scsi.OpWriteAndVerify16, scsi.OpVerify16,
 		scsi.OpPreFetch16, scsi.OpSynchronizeCache16, scsi.OpWriteSame16,
 		scsi.OpReportLUNs, scsi.OpRead12, scsi.OpWrite12, scsi.OpWriteAndVerify12,
-		scsi.OpVerify12}
+		scsi.OpVerify12, scsi.OpReadDefectData10, scsi.OpReadDefectData12}
 	if unmap {
 		ops = append(ops, scsi.OpUnmap)
+	}
+	if atomic {
+		ops = append(ops, scsi.OpWriteAtomic16)
 	}
 	if resv {
 		ops = append(ops, scsi.OpReserve6, scsi.OpRelease6, scsi.OpReserve10, scsi.OpRelease10)
@@ -276,6 +316,14 @@ func commandTable(resv, unmap bool) scsi.CommandTable {
 			t = appendCommand(t, scsi.OpPersistentReserveOut, sa)
 		}
 	}
+	t = appendCommand(t, scsi.OpExtendedCopy, scsi.SAExtendedCopyLID1)
+	t = appendCommand(t, scsi.OpReceiveCopyResults, scsi.SACopyStatus)
+	t = appendCommand(t, scsi.OpReceiveCopyResults, scsi.SACopyOperatingParams)
+	t = appendCommand(t, scsi.OpSanitize, scsi.SASanitizeOverwrite)
+	if blockErase {
+		t = appendCommand(t, scsi.OpSanitize, scsi.SASanitizeBlockErase)
+	}
+	t = appendCommand(t, scsi.OpSanitize, scsi.SASanitizeExitFailureMode)
 	t = appendCommand(t, scsi.OpServiceActionIn16, scsi.SAReadCapacity16)
 	t = appendCommand(t, scsi.OpServiceActionIn16, scsi.SAGetLBAStatus)
 	t = appendCommand(t, scsi.OpMaintenanceIn, scsi.SAReportSupportedOpcodes)
@@ -302,6 +350,14 @@ func (lu *LU) mirrorModes() {
 
 // writeProtected reports whether writes are refused: a read-only export or SWP=1.
 func (lu *LU) writeProtected() bool { return lu.cfg.ReadOnly || lu.swp.Load() }
+
+// noteWrite records that a write reaches the bdev: the LU is no longer known to be
+// all deallocated. A load, and a store only after a BLOCK ERASE.
+func (lu *LU) noteWrite() {
+	if lu.erased.Load() {
+		lu.erased.Store(false)
+	}
+}
 
 // modeHeader is what MODE SENSE/SELECT report and check in the header and descriptor.
 func (lu *LU) modeHeader() scsi.ModeHeader {

@@ -55,8 +55,12 @@ func (nx *Nexus) LU() *LU { return nx.lu }
 // Lost ends the I_T nexus (logout, connection loss, session reinstatement): the LU
 // forgets it, and the reservation manager hears reservation.NexusLost, which ends a
 // SCSI-2 reservation the nexus held (SPC-2 §5.5.1; libiscsi Reserve6.Logout and
-// .ITNexusLoss). Persistent reservations stay. Safe from any goroutine; idempotent.
-// The transport ends the nexus's tasks itself (they complete or it aborts them).
+// .ITNexusLoss). Persistent reservations stay. Until the manager has answered, the
+// LU's commands that a reservation could refuse wait for it (Channel.admit), so that no
+// command after the loss is refused by the reservation the loss ended (libiscsi
+// Sanitize.Reservations leaves a RESERVE(6) that its logout must end before the next
+// suite's TEST UNIT READY). Safe from any goroutine; idempotent. The transport ends
+// the nexus's tasks itself (they complete or it aborts them).
 func (nx *Nexus) Lost() {
 	nx.mu.Lock()
 	was := nx.lost
@@ -72,8 +76,20 @@ func (nx *Nexus) Lost() {
 	}
 	lu.mu.Unlock()
 	if lu.mgr != nil {
+		lu.lossPending.Add(1)
 		cmd := reservation.Command{Action: reservation.NexusLost, From: nx.id}
-		lu.mgr.Submit(lu.cfg.Home, lu.vol, cmd, func(reservation.Result, error) {})
+		lu.mgr.Submit(lu.cfg.Home, lu.vol, cmd, func(reservation.Result, error) { lu.lossDecided() })
+	}
+}
+
+// lossDecided counts a nexus loss the manager answered (it published the state first);
+// after the last one pending, every channel resumes the commands that waited for it.
+func (lu *LU) lossDecided() {
+	if lu.lossPending.Add(-1) != 0 {
+		return
+	}
+	for _, ch := range lu.channels() {
+		_ = ch.r.Send(resumeLossWaitersMsg, ch) // a stopped reactor has no task left
 	}
 }
 

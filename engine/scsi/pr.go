@@ -34,7 +34,8 @@ func accessOf(c *scsi.CDB) (a reservation.Access, decided bool) {
 		return reservation.AccessInvalid, true
 	case scsi.OpRead6, scsi.OpRead10, scsi.OpRead12, scsi.OpRead16, scsi.OpVerify10,
 		scsi.OpVerify12, scsi.OpVerify16, scsi.OpPreFetch10, scsi.OpPreFetch16,
-		scsi.OpModeSense6, scsi.OpModeSense10, scsi.OpMaintenanceIn:
+		scsi.OpModeSense6, scsi.OpModeSense10, scsi.OpMaintenanceIn, scsi.OpReadDefectData10,
+		scsi.OpReadDefectData12, scsi.OpReceiveCopyResults:
 		if c.Opcode == scsi.OpMaintenanceIn && c.ServiceAction == scsi.SAReportTargetPortGroups {
 			return reservation.AccessControl, false
 		}
@@ -45,9 +46,21 @@ func accessOf(c *scsi.CDB) (a reservation.Access, decided bool) {
 		}
 		return reservation.AccessRead, false // GET LBA STATUS reads metadata
 	}
-	// Every write, UNMAP, WRITE SAME, COMPARE AND WRITE, ORWRITE, SYNCHRONIZE CACHE,
-	// MODE SELECT, and anything unclassified (which then fails safe).
+	// Every write, UNMAP, WRITE SAME, COMPARE AND WRITE, ORWRITE, WRITE ATOMIC,
+	// SANITIZE, EXTENDED COPY, SYNCHRONIZE CACHE, MODE SELECT, and anything
+	// unclassified (which then fails safe).
 	return reservation.AccessWrite, false
+}
+
+// reservationApplies reports whether a reservation could refuse t now: the volume has
+// one, and t is not a command the manager decides or one every reservation allows.
+func (ch *Channel) reservationApplies(t *Task) bool {
+	vol := ch.lu.vol
+	if vol == nil || vol.View() == nil {
+		return false
+	}
+	a, decided := accessOf(&t.x.cdb)
+	return !decided && a != reservation.AccessAlways
 }
 
 // allowed is the conflict check: one nil test when the volume has no reservation, an

@@ -299,6 +299,40 @@ func TestReserve6NexusLoss(t *testing.T) {
 		scsi.SenseKeyUnitAttention, scsi.ASCPowerOnResetOrBusDeviceReset)
 }
 
+// TestNexusLossOrdersCommands: a command that arrives after a nexus loss, while the
+// manager has not yet answered it, waits for the answer instead of being refused by the
+// SCSI-2 reservation the loss ends (libiscsi Sanitize.Reservations, then the next
+// suite's TEST UNIT READY); commands no reservation refuses do not wait, an aborted
+// waiter ends at once, and with no loss pending nothing waits.
+func TestNexusLossOrdersCommands(t *testing.T) {
+	gate := make(chan struct{})
+	h := newHarness(t, hOpts{resv: true, reactors: 2, lossGate: gate})
+	sd1, sd2 := h.nexus(init1), h.nexus(init2)
+	wantGood(t, h.exec(sd1, req{cdb: cdb(scsi.CDB{Opcode: scsi.OpReserve6})}))
+	wantStatus(t, h.exec(sd2, tur()), scsi.StatusReservationConflict)
+	sd1.Lost() // decided once the gate opens
+	tu := h.start(sd2, req{cdb: tur().cdb, ch: 1})
+	rd := h.start(sd2, req{cdb: read16(0, 1), in: testBS})
+	inq := h.start(sd2, req{cdb: inquiryCDB(false, 0, 96), in: 96, ch: 1})
+	if tu.x.state != taskStateLossWait || rd.x.state != taskStateLossWait || h.doneCount(inq) != 1 {
+		t.Fatalf("states %v %v, inquiry done %d", tu.x.state, rd.x.state, h.doneCount(inq))
+	}
+	if !h.chs[0].Abort(rd) || h.doneCount(rd) != 1 || rd.Aborted != AbortedByNexus {
+		t.Fatal("a command waiting for a nexus loss was not aborted at once")
+	}
+	h.pollN(20)
+	if h.doneCount(tu) != 0 {
+		t.Fatal("a command ran before the nexus loss was decided")
+	}
+	close(gate)
+	h.until("the waiting command", func() bool { return h.doneCount(tu) == 1 })
+	wantGood(t, tu)
+	if h.lu.lossPending.Load() != 0 || len(h.chs[0].lossWaiters)+len(h.chs[1].lossWaiters) != 0 {
+		t.Fatal("nexus loss bookkeeping left behind")
+	}
+	wantGood(t, h.exec(sd2, req{cdb: read16(0, 1), in: testBS}))
+}
+
 // TestPreemptAndAbort: the preempted nexus's write in flight is waited out and ends
 // TASK ABORTED (TAS=1); its queued commands end at once; the PREEMPT AND ABORT itself
 // completes GOOD after them.

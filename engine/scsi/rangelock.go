@@ -3,10 +3,13 @@ package scsi
 import (
 	"slices"
 	"sync/atomic"
+
+	"sluice/engine/reactor"
 )
 
-// LBA range locks make COMPARE AND WRITE and ORWRITE atomic with respect to every other
-// write of the LU, whichever reactor it runs on, without a lock on the I/O path. The
+// LBA range locks make COMPARE AND WRITE, ORWRITE and WRITE ATOMIC atomic with respect
+// to every other write of the LU, whichever reactor it runs on, without a lock on the
+// I/O path; a sanitize operation holds one over the whole LU. The
 // design is SPDK's bdev_lock_lba_range: the lock is replicated into every channel of
 // the LU by reactor messages, so each channel checks its own list.
 //
@@ -26,13 +29,18 @@ import (
 // new blocks, as it would had it run before or after. Channels opened while a lock is
 // held copy it (lu.Channel) and are visited at its release.
 
-// rangeLock is one LU range lock. lba, end and owner are written under lu.mu before
-// the lock is published and are read-only until its record is reused, which happens
-// only after every channel has dropped it.
+// rangeLock is one LU range lock. lba, end, the owner and where it runs are written
+// under lu.mu before the lock is published and are read-only until its record is
+// reused, which happens only after every channel has dropped it.
 type rangeLock struct {
-	lba, end  uint64 // blocks [lba, end)
+	lba, end uint64 // blocks [lba, end)
+	// owner is the task holding the lock (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC) on
+	// ownerCh, or nil for a sanitize operation, which outlives its task and continues
+	// with held instead. r is the reactor told of the acquisition.
 	owner     *Task
 	ownerCh   *Channel
+	held      func()
+	r         *reactor.Reactor
 	pending   atomic.Int32 // channels that have not acknowledged the acquisition
 	releasing atomic.Int32 // channels that have not dropped the released lock
 	visits    []lockVisit  // one per channel visited; reused for the release
@@ -52,8 +60,16 @@ func (lk *rangeLock) overlaps(o *rangeLock) bool { return lk.lba < o.end && o.lb
 //
 // Preconditions: on ch's reactor; t executes on ch.
 func (ch *Channel) lockRange(t *Task, lba, n uint64) {
-	lu := ch.lu
 	t.x.state = taskStateLocking
+	ch.lu.lockRange(lba, n, ch.r, t, ch, nil)
+}
+
+// lockRange asks for the range lock of blocks [lba, lba+n) for owner on ownerCh (whose
+// x.lock it sets) or, with no owner, for the continuation held; either is told on r.
+//
+// Preconditions: on r.
+func (lu *LU) lockRange(lba, n uint64, r *reactor.Reactor, owner *Task, ownerCh *Channel,
+	held func()) *rangeLock {
 	lu.mu.Lock()
 	var lk *rangeLock
 	if k := len(lu.freeLocks); k > 0 {
@@ -62,17 +78,20 @@ func (ch *Channel) lockRange(t *Task, lba, n uint64) {
 	} else {
 		lk = &rangeLock{lu: lu}
 	}
-	lk.lba, lk.end, lk.owner, lk.ownerCh = lba, lba+n, t, ch
-	t.x.lock = lk
+	lk.lba, lk.end, lk.owner, lk.ownerCh, lk.held, lk.r = lba, lba+n, owner, ownerCh, held, r
+	if owner != nil {
+		owner.x.lock = lk
+	}
 	if lu.lockConflictLocked(lk, len(lu.waitLocks)) {
 		lu.waitLocks = append(lu.waitLocks, lk)
 		lu.mu.Unlock()
-		return
+		return lk
 	}
 	lu.heldLocks = append(lu.heldLocks, lk)
 	lu.prepareVisitsLocked(lk, &lk.pending)
 	lu.mu.Unlock()
 	lk.acquire()
+	return lk
 }
 
 // lockConflictLocked reports whether lk overlaps a held lock or one of the first
@@ -145,13 +164,17 @@ func (lk *rangeLock) ack() {
 
 // acquired hands the held lock to its owner's reactor.
 func (lk *rangeLock) acquired() {
-	if lk.ownerCh.r.Send(lockAcquiredMsg, lk) != nil {
+	if lk.r.Send(lockAcquiredMsg, lk) != nil {
 		return // the owner's reactor stopped: its tasks end with it
 	}
 }
 
 func lockAcquiredMsg(arg any) {
 	lk := arg.(*rangeLock)
+	if lk.owner == nil {
+		lk.held()
+		return
+	}
 	t := lk.owner
 	if t.x.lock != lk || t.x.state != taskStateLocking {
 		panic("scsi: range lock acquired for a task that no longer waits for it")
@@ -205,7 +228,14 @@ func (ch *Channel) releaseRange(t *Task) {
 		return
 	}
 	t.x.lock = nil
-	lu := ch.lu
+	ch.lu.releaseLock(lk)
+}
+
+// releaseLock releases a held range lock: waiting locks it no longer holds back start,
+// and every channel drops it and restarts the writes it held back.
+//
+// Preconditions: on lk.r; lk is held (acquired).
+func (lu *LU) releaseLock(lk *rangeLock) {
 	var start []*rangeLock
 	lu.mu.Lock()
 	if i := slices.Index(lu.heldLocks, lk); i >= 0 {
@@ -269,6 +299,6 @@ func (lk *rangeLock) released() {
 func (lu *LU) freeLock(lk *rangeLock) {
 	lu.mu.Lock()
 	defer lu.mu.Unlock()
-	lk.owner, lk.ownerCh = nil, nil
+	lk.owner, lk.ownerCh, lk.held, lk.r = nil, nil, nil, nil
 	lu.freeLocks = append(lu.freeLocks, lk)
 }

@@ -158,8 +158,9 @@ func (ch *Channel) abortTasks(match func(*Task) AbortReason, done func()) {
 	for {
 		var victim *Task
 		for t := ch.head; t != nil; t = t.x.next {
-			if t.x.abort != NotAborted &&
-				(t.x.state == taskStateBlocked || t.x.state == taskStateManager) {
+			if t.x.abort != NotAborted && (t.x.state == taskStateBlocked ||
+				t.x.state == taskStateManager || t.x.state == taskStateSanitize ||
+				t.x.state == taskStateLossWait) {
 				victim = t
 				break
 			}

@@ -137,34 +137,39 @@ type taskExec struct {
 	scratch    mem.Buf
 	lock       *rangeLock
 	unmap      scsi.UnmapList
+	san        *sanitizeOp // the operation a SANITIZE with IMMED=0 waits for
 }
 
 // taskState is where a task is in its execution; each bdev completion moves it on.
 type taskState uint8
 
 const (
-	taskStateIdle       taskState = iota
-	taskStateBlocked              // a write waiting behind another task's range lock
-	taskStateLocking              // acquiring the LU range lock (COMPARE AND WRITE, ORWRITE)
-	taskStateRead                 // READ into Data
-	taskStateShortRead            // READ into scratch: Data is shorter than the blocks
-	taskStateWrite                // WRITE, WRITE AND VERIFY
-	taskStateVerifyRead           // VERIFY BYTCHK 01b/11b: read to compare
-	taskStateCAWRead              // COMPARE AND WRITE: read to compare
-	taskStateCAWWrite             // COMPARE AND WRITE: write after a match
-	taskStateORRead               // ORWRITE: read the old data
-	taskStateORWrite              // ORWRITE: write the OR
-	taskStateWriteSame            // WRITE SAME: one chunk, zeroes or unmap
-	taskStateUnmap                // UNMAP: one descriptor
-	taskStateFlush                // SYNCHRONIZE CACHE
-	taskStateManager              // waiting for the reservation manager
+	taskStateIdle        taskState = iota
+	taskStateBlocked               // a write waiting behind another task's range lock
+	taskStateLocking               // acquiring the LU range lock (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC)
+	taskStateRead                  // READ into Data
+	taskStateShortRead             // READ into scratch: Data is shorter than the blocks
+	taskStateWrite                 // WRITE, WRITE AND VERIFY
+	taskStateVerifyRead            // VERIFY BYTCHK 01b/11b: read to compare
+	taskStateCAWRead               // COMPARE AND WRITE: read to compare
+	taskStateCAWWrite              // COMPARE AND WRITE: write after a match
+	taskStateORRead                // ORWRITE: read the old data
+	taskStateORWrite               // ORWRITE: write the OR
+	taskStateWriteSame             // WRITE SAME: one chunk, zeroes or unmap
+	taskStateUnmap                 // UNMAP: one descriptor
+	taskStateFlush                 // SYNCHRONIZE CACHE
+	taskStateManager               // waiting for the reservation manager
+	taskStateAtomicWrite           // WRITE ATOMIC: the write, under the range lock
+	taskStateSanitize              // SANITIZE with IMMED=0: waiting for the operation
+	taskStateLossWait              // waiting for the manager's answer to a nexus loss
+	taskStateCopy                  // EXTENDED COPY: copying (its own bdev I/O)
 	taskStateCount
 )
 
 var taskStateNames = [taskStateCount]string{"idle", "blocked", "locking", "read",
 	"short read", "write", "verify read", "compare and write read",
 	"compare and write write", "orwrite read", "orwrite write", "write same", "unmap",
-	"flush", "manager"}
+	"flush", "manager", "atomic write", "sanitize", "nexus loss wait", "extended copy"}
 
 // String names the state for logs and test failures.
 func (s taskState) String() string {

@@ -119,7 +119,23 @@ var cuSummary = regexp.MustCompile(`(?m)^\s+tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+
 // suite) today, each with why; the README's conformance section lists them. The test
 // fails on any other failure, and reports listed ones that now pass so that the list
 // only shrinks.
-var knownFailures = map[string]string{}
+var knownFailures = map[string]string{
+	"GetLBAStatus.UnmapSingle": "libiscsi 1.19 bug with more than one logical block per " +
+		"physical block: test_get_lba_status_unmap_single.c:120 asks GET LBA STATUS at LBA " +
+		"i+1 and line 134 wants the first descriptor at i+LBPPB, but SBC-3 requires the first " +
+		"descriptor to contain the starting LBA; sluice reports LBPPBE 3 (4 KiB physical " +
+		"blocks under 512-byte logical ones), so the two differ",
+	"WriteSame10.UnmapUntilEnd": "libiscsi 1.19 bug (unchanged at HEAD): " +
+		"test_writesame10_unmap_until_end.c:51-57 sends WRITE SAME(10) UNMAP=1 with the block " +
+		"of 0xFF it just wrote (the WRITE SAME(16) twin clears it first, line 59) and line 71 " +
+		"wants zeros back; SBC-4 says reads return the block sent, and sluice writes a " +
+		"non-zero block rather than deallocate it",
+	"Sanitize.Reset": "timing: test_sanitize_reset.c:93 sleeps 3 s after starting SANITIZE " +
+		"OVERWRITE and line 97 (then 165, after the resets and a reconnect) wants it still in " +
+		"progress; sluice overwrites the 1 GiB test volume at disk speed in about 2 s. The " +
+		"test passes when the overwrite lasts longer (a bigger or slower volume): the " +
+		"operation survives ABORT TASK, LUN reset and the connection's loss",
+}
 
 // requiredSuites are the suites whose every test must pass, not skip: the commands
 // and protocol features sluice implements (issue 8's list).

@@ -42,6 +42,8 @@ func TestAllocsHotPath(t *testing.T) {
 		sink = CheckLBARange(^uint64(0), 1, 100)
 		c.Opcode, c.TransferLength = OpRead16, 300
 		sink = lim.CheckTransferLength(&c)
+		c.Opcode = OpWriteAtomic16
+		sink = lim.CheckWriteAtomic(&c)
 	})
 	assertNoAllocs(t, "sense", func() {
 		s := InvalidFieldInCDB(9, 2).Sense

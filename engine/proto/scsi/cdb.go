@@ -72,6 +72,17 @@ type CDB struct {
 	ThirdParty       bool  // RESERVE/RELEASE(10) 3RDPTY
 	LongID           bool  // RESERVE/RELEASE(10) LONGID
 	ThirdPartyDevice uint8 // RESERVE/RELEASE(10) THIRD-PARTY DEVICE ID
+
+	AUSE bool // SANITIZE: allow unrestricted sanitize exit
+	// AtomicBoundary is WRITE ATOMIC(16)'s ATOMIC BOUNDARY @10-11 (SBC-4 §5.48).
+	AtomicBoundary uint16
+
+	ListIdentifier uint8 // RECEIVE COPY RESULTS (LID1) @2
+
+	ReqPList               bool   // READ DEFECT DATA: REQ_PLIST
+	ReqGList               bool   // READ DEFECT DATA: REQ_GLIST
+	DefectListFormat       uint8  // READ DEFECT DATA: DEFECT LIST FORMAT, 3 bits
+	AddressDescriptorIndex uint32 // READ DEFECT DATA(12) @2-5
 }
 
 // Direction is the way a command's data moves, seen from the initiator.
@@ -139,6 +150,9 @@ var blockLayouts = [256]blockLayout{
 	OpWriteSame16:        {16, 2, 8, 10, 4, 14, b1Protect | b1WriteSame | b1NDOB},
 	// SBC-3 table "COMPARE AND WRITE command": NUMBER OF LOGICAL BLOCKS @13.
 	OpCompareAndWrite: {16, 2, 8, 13, 1, 14, b1ReadWrite},
+	// SBC-4 table "WRITE ATOMIC (16) command": LBA @2-9, ATOMIC BOUNDARY @10-11 (decoded
+	// apart), TRANSFER LENGTH @12-13, GROUP NUMBER @14.
+	OpWriteAtomic16: {16, 2, 8, 12, 2, 14, b1ReadWrite},
 }
 
 // errCDBShort answers a CDB shorter than its operation code requires. An iSCSI BHS
@@ -214,6 +228,8 @@ var otherLengths = [256]uint8{
 	OpReadCapacity10: 10, OpUnmap: 10, OpModeSelect10: 10, OpReserve10: 10, OpRelease10: 10,
 	OpModeSense10: 10, OpPersistentReserveIn: 10, OpPersistentReserveOut: 10,
 	OpServiceActionIn16: 16, OpReportLUNs: 12, OpMaintenanceIn: 12,
+	OpSanitize: 10, OpReadDefectData10: 10, OpReadDefectData12: 12,
+	OpExtendedCopy: 16, OpReceiveCopyResults: 16,
 	OpVariableLength: 8, // lower bound; the real length is in the CDB
 }
 
@@ -239,6 +255,9 @@ func decodeBlock(b []byte, c *CDB, l *blockLayout) error {
 	}
 	if l.groupOff != 0 {
 		c.Group = b[l.groupOff] & 0x1F
+	}
+	if c.Opcode == OpWriteAtomic16 {
+		c.AtomicBoundary = be.Uint16(b[10:12])
 	}
 	return decodeByte1(b[1], c, l.byte1)
 }
@@ -321,6 +340,12 @@ func decodeOther(b []byte, c *CDB) error {
 		return decodeReportLUNs(b, c)
 	case OpMaintenanceIn:
 		return decodeMaintenanceIn(b, c)
+	case OpSanitize:
+		return decodeSanitize(b, c)
+	case OpReadDefectData10, OpReadDefectData12:
+		return decodeReadDefectData(b, c)
+	case OpExtendedCopy, OpReceiveCopyResults:
+		return decodeCopy(b, c)
 	}
 	panic("scsi: otherLengths lists an opcode decodeOther does not decode")
 }
@@ -426,6 +451,79 @@ func decodeMaintenanceIn(b []byte, c *CDB) error {
 	return InvalidFieldInCDB(1, 4)
 }
 
+// decodeSanitize decodes SANITIZE (SBC-3 table "SANITIZE command"): IMMED @1 bit 7, AUSE
+// @1 bit 5, SERVICE ACTION @1 bits 4:0, PARAMETER LIST LENGTH @7-8. SANITIZE destroys
+// the volume, so it is the one command whose reserved fields are checked (SPC-4 §4.4.2
+// allows it): a CDB carrying a field this decoder does not know (SBC-4's ZNR @1 bit 6,
+// anything in bytes 2-6) is refused rather than half understood (libiscsi
+// Sanitize.*Reserved). Service actions other than the four SBC-3 defines are INVALID
+// FIELD IN CDB (libiscsi Sanitize.InvalidServiceAction); which of those the logical unit
+// supports is its decision.
+func decodeSanitize(b []byte, c *CDB) error {
+	c.ServiceAction = uint16(b[1] & 0x1F)
+	c.Immed, c.AUSE = b[1]&0x80 != 0, b[1]&0x20 != 0
+	c.ParameterListLength = uint32(be.Uint16(b[7:9]))
+	if b[1]&0x40 != 0 {
+		return InvalidFieldInCDB(1, 6)
+	}
+	for i := 2; i <= 6; i++ {
+		if b[i] != 0 {
+			return InvalidFieldInCDB(i, -1)
+		}
+	}
+	switch c.ServiceAction {
+	case SASanitizeOverwrite, SASanitizeBlockErase, SASanitizeCryptoErase,
+		SASanitizeExitFailureMode:
+		return nil
+	}
+	return InvalidFieldInCDB(1, 4)
+}
+
+// decodeReadDefectData decodes READ DEFECT DATA (10) and (12) (SBC-3 §5.13, §5.14):
+// REQ_PLIST bit 4, REQ_GLIST bit 3 and DEFECT LIST FORMAT bits 2:0 @2 of the 10-byte CDB
+// and @1 of the 12-byte one, whose ADDRESS DESCRIPTOR INDEX is @2-5; ALLOCATION LENGTH
+// @7-8 and @6-9. A reserved DEFECT LIST FORMAT (001b, 010b, 111b) is INVALID FIELD IN CDB.
+func decodeReadDefectData(b []byte, c *CDB) error {
+	at := 2
+	if c.Opcode == OpReadDefectData10 {
+		c.AllocationLength = uint32(be.Uint16(b[7:9]))
+	} else {
+		at = 1
+		c.AddressDescriptorIndex = be.Uint32(b[2:6])
+		c.AllocationLength = be.Uint32(b[6:10])
+	}
+	c.ReqPList, c.ReqGList = b[at]&0x10 != 0, b[at]&0x08 != 0
+	c.DefectListFormat = b[at] & 0x07
+	switch c.DefectListFormat {
+	case DefectFormatShortBlock, DefectFormatLongBlock, DefectFormatBytesFromIndex,
+		DefectFormatPhysicalSector, DefectFormatVendor:
+		return nil
+	}
+	return InvalidFieldInCDB(at, 2)
+}
+
+// decodeCopy decodes EXTENDED COPY(LID1) (SPC-4 §6.4: SERVICE ACTION @1 bits 4:0, 00h,
+// PARAMETER LIST LENGTH @10-13) and RECEIVE COPY RESULTS (SPC-4 §6.18: SERVICE ACTION @1,
+// LIST IDENTIFIER @2, ALLOCATION LENGTH @10-13, LID1 service actions 00h-04h). The LID4
+// forms are INVALID FIELD IN CDB @1.
+func decodeCopy(b []byte, c *CDB) error {
+	c.ServiceAction = uint16(b[1] & 0x1F)
+	if c.Opcode == OpExtendedCopy {
+		c.ParameterListLength = be.Uint32(b[10:14])
+		if c.ServiceAction != SAExtendedCopyLID1 {
+			return InvalidFieldInCDB(1, 4)
+		}
+		return nil
+	}
+	c.ListIdentifier = b[2]
+	c.AllocationLength = be.Uint32(b[10:14])
+	switch c.ServiceAction {
+	case SACopyStatus, SACopyReceiveData, SACopyOperatingParams, SACopyFailedSegments:
+		return nil
+	}
+	return InvalidFieldInCDB(1, 4)
+}
+
 func decodePR(b []byte, c *CDB) error {
 	c.ServiceAction = uint16(b[1] & 0x1F) // SPC-4 §6.13, §6.14: @1 bits 4:0
 	if c.Opcode == OpPersistentReserveIn {
@@ -464,7 +562,7 @@ func (c *CDB) DataLength(blockSize uint32) (Direction, uint64) {
 	case OpRead6, OpRead10, OpRead12, OpRead16:
 		return dirOf(DirIn, blocks)
 	case OpWrite6, OpWrite10, OpWrite12, OpWrite16, OpOrWrite16, OpWriteAndVerify10,
-		OpWriteAndVerify12, OpWriteAndVerify16:
+		OpWriteAndVerify12, OpWriteAndVerify16, OpWriteAtomic16:
 		return dirOf(DirOut, blocks)
 	case OpVerify10, OpVerify12, OpVerify16:
 		switch {
@@ -483,7 +581,7 @@ func (c *CDB) DataLength(blockSize uint32) (Direction, uint64) {
 	case OpCompareAndWrite:
 		return dirOf(DirOut, 2*blocks) // SBC-3 §5.2: verify data, then write data
 	case OpUnmap, OpModeSelect6, OpModeSelect10, OpPersistentReserveOut, OpReserve10,
-		OpRelease10:
+		OpRelease10, OpSanitize, OpExtendedCopy:
 		return dirOf(DirOut, uint64(c.ParameterListLength))
 	}
 	return dirOf(DirIn, uint64(c.AllocationLength))

@@ -57,6 +57,9 @@ func (c *CDB) putBlock(p []byte, l *blockLayout) {
 	if l.groupOff != 0 {
 		p[l.groupOff] = c.Group & 0x1F
 	}
+	if c.Opcode == OpWriteAtomic16 {
+		be.PutUint16(p[10:12], c.AtomicBoundary)
+	}
 	if l.lbaLen != 3 {
 		p[1] = c.byte1(l.byte1)
 	}
@@ -138,7 +141,28 @@ func (c *CDB) putOther(p []byte) {
 		case SAReportSupportedTMFs:
 			p[2] = bit(c.REPD, 7)
 		}
+	case OpSanitize:
+		p[1] = bit(c.Immed, 7) | bit(c.AUSE, 5) | byte(c.ServiceAction)&0x1F
+		be.PutUint16(p[7:9], uint16(c.ParameterListLength))
+	case OpReadDefectData10:
+		p[2] = c.defectByte()
+		be.PutUint16(p[7:9], uint16(c.AllocationLength))
+	case OpExtendedCopy:
+		p[1] = byte(c.ServiceAction) & 0x1F
+		be.PutUint32(p[10:14], c.ParameterListLength)
+	case OpReceiveCopyResults:
+		p[1], p[2] = byte(c.ServiceAction)&0x1F, c.ListIdentifier
+		be.PutUint32(p[10:14], c.AllocationLength)
+	case OpReadDefectData12:
+		p[1] = c.defectByte()
+		be.PutUint32(p[2:6], c.AddressDescriptorIndex)
+		be.PutUint32(p[6:10], c.AllocationLength)
 	}
+}
+
+// defectByte is READ DEFECT DATA's REQ_PLIST, REQ_GLIST and DEFECT LIST FORMAT.
+func (c *CDB) defectByte() byte {
+	return bit(c.ReqPList, 4) | bit(c.ReqGList, 3) | c.DefectListFormat&0x07
 }
 
 // putLen writes the 1-byte length @4 of a 6-byte CDB or the 2-byte length @7-8 of a

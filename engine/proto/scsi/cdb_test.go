@@ -143,6 +143,32 @@ var cdbCases = []struct {
 		CDB{Opcode: OpWriteAndVerify12, Length: 12, TransferLength: 1}},
 	{"verify12", bhs(0xAF, 0x02, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0),
 		CDB{Opcode: OpVerify12, Length: 12, ByteCheck: 1, TransferLength: 1}},
+	// SANITIZE as libiscsi's scsi_cdb_sanitize builds it: IMMED @1 bit 7, AUSE @1 bit 5.
+	{"sanitize overwrite immed", bhs(0x48, 0xA1, 0, 0, 0, 0, 0, 0x02, 0x04, 0),
+		CDB{Opcode: OpSanitize, Length: 10, ServiceAction: SASanitizeOverwrite, Immed: true,
+			AUSE: true, ParameterListLength: 516}},
+	{"sanitize exit failure mode", bhs(0x48, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0),
+		CDB{Opcode: OpSanitize, Length: 10, ServiceAction: SASanitizeExitFailureMode}},
+	// READ DEFECT DATA (10): the list bits and format @2 (libiscsi ReadDefectData10).
+	{"read defect data10", bhs(0x37, 0, 0x1B, 0, 0, 0, 0, 0, 32, 0),
+		CDB{Opcode: OpReadDefectData10, Length: 10, ReqPList: true, ReqGList: true,
+			DefectListFormat: DefectFormatLongBlock, AllocationLength: 32}},
+	{"read defect data12", bhs(0xB7, 0x0C, 0, 0, 0, 9, 0, 0, 0x01, 0, 0, 0),
+		CDB{Opcode: OpReadDefectData12, Length: 12, ReqGList: true,
+			DefectListFormat: DefectFormatBytesFromIndex, AddressDescriptorIndex: 9,
+			AllocationLength: 256}},
+	// WRITE ATOMIC (16): ATOMIC BOUNDARY @10-11, TRANSFER LENGTH @12-13.
+	{"write atomic16", bhs(0x9C, 0x08, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 2, 0, 8, 1, 0),
+		CDB{Opcode: OpWriteAtomic16, Length: 16, FUA: true, LBA: 0x1000, AtomicBoundary: 2,
+			TransferLength: 8, Group: 1}},
+	// EXTENDED COPY(LID1) and RECEIVE COPY RESULTS as libiscsi builds them.
+	{"extended copy", bhs(0x83, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 76, 0, 0),
+		CDB{Opcode: OpExtendedCopy, Length: 16, ParameterListLength: 76}},
+	{"receive copy results op params", bhs(0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0),
+		CDB{Opcode: OpReceiveCopyResults, Length: 16, ServiceAction: SACopyOperatingParams,
+			AllocationLength: 1024}},
+	{"receive copy results status", bhs(0x84, 0x00, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0),
+		CDB{Opcode: OpReceiveCopyResults, Length: 16, ListIdentifier: 7, AllocationLength: 1024}},
 	// The variable-length CDB: CONTROL @1, ADDITIONAL CDB LENGTH @7, SERVICE ACTION @8.
 	{"read32", append(bhs(0x7F, 0, 0, 0, 0, 0, 0, 0x18, 0x00, 0x09), make([]byte, 16)...),
 		CDB{Opcode: OpVariableLength, Length: 32, ServiceAction: 9}},
@@ -175,7 +201,9 @@ func TestDecodeCDB(t *testing.T) {
 func TestAppendCDBBytes(t *testing.T) {
 	for _, name := range []string{"read10 dpo fua", "read6 256", "compare and write",
 		"rsoc one sa rctd", "mode sense10 llbaa all", "prout reserve ea", "get lba status",
-		"start stop unit", "write same16 ndob", "read32"} {
+		"start stop unit", "write same16 ndob", "read32", "sanitize overwrite immed",
+		"read defect data10", "read defect data12", "write atomic16", "extended copy",
+		"receive copy results status"} {
 		for _, tc := range cdbCases {
 			if tc.name != name {
 				continue
@@ -186,7 +214,7 @@ func TestAppendCDBBytes(t *testing.T) {
 			}
 		}
 	}
-	if b := (&CDB{Opcode: OpSanitize}).Append([]byte{1}); !bytes.Equal(b, []byte{1}) {
+	if b := (&CDB{Opcode: OpFormatUnit}).Append([]byte{1}); !bytes.Equal(b, []byte{1}) {
 		t.Fatal("unknown opcodes append nothing")
 	}
 }
@@ -198,7 +226,18 @@ func TestDecodeCDBErrors(t *testing.T) {
 		want *SenseError
 	}{
 		{"empty", nil, errCDBShort},
-		{"sanitize is not decoded", bhs(0x48, 0x01), ErrInvalidOpcode},
+		{"maintenance out is not decoded", bhs(0xA4), ErrInvalidOpcode},
+		{"extended copy lid4", bhs(0x83, 0x01), InvalidFieldInCDB(1, 4)},
+		{"receive copy results lid4", bhs(0x84, 0x05), InvalidFieldInCDB(1, 4)},
+		// libiscsi Sanitize.InvalidServiceAction and Sanitize.*Reserved.
+		{"sanitize sa 0", bhs(0x48, 0x00), InvalidFieldInCDB(1, 4)},
+		{"sanitize sa 4", bhs(0x48, 0x04), InvalidFieldInCDB(1, 4)},
+		{"sanitize znr", bhs(0x48, 0x41), InvalidFieldInCDB(1, 6)},
+		{"sanitize reserved byte 2", bhs(0x48, 0x02, 2), InvalidFieldInCDB(2, -1)},
+		{"sanitize reserved byte 6", bhs(0x48, 0x03, 0, 0, 0, 0, 6), InvalidFieldInCDB(6, -1)},
+		{"read defect data10 format 001b", bhs(0x37, 0, 0x01, 0, 0, 0, 0, 0, 32, 0),
+			InvalidFieldInCDB(2, 2)},
+		{"read defect data12 format 111b", bhs(0xB7, 0x07), InvalidFieldInCDB(1, 2)},
 		{"vendor opcode", bhs(0xC0), ErrInvalidOpcode},
 		{"short read16", []byte{0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0}, errCDBShort},
 		// SAM-5 §5.2: NACA=1 without NORMACA support; CONTROL is byte 9 of a 10-byte CDB.
@@ -266,6 +305,12 @@ func TestDataLength(t *testing.T) {
 		{CDB{Opcode: OpReadCapacity10, AllocationLength: 8}, DirIn, 8},
 		{CDB{Opcode: OpTestUnitReady}, DirNone, 0},
 		{CDB{Opcode: OpSynchronizeCache16, TransferLength: 100}, DirNone, 0},
+		{CDB{Opcode: OpWriteAtomic16, TransferLength: 2}, DirOut, 2 * bs},
+		{CDB{Opcode: OpSanitize, ParameterListLength: 516}, DirOut, 516},
+		{CDB{Opcode: OpSanitize}, DirNone, 0},
+		{CDB{Opcode: OpReadDefectData12, AllocationLength: 8}, DirIn, 8},
+		{CDB{Opcode: OpExtendedCopy, ParameterListLength: 76}, DirOut, 76},
+		{CDB{Opcode: OpReceiveCopyResults, AllocationLength: 1024}, DirIn, 1024},
 	} {
 		dir, n := tc.c.DataLength(bs)
 		if dir != tc.dir || n != tc.want {

@@ -4,12 +4,16 @@
 // both directions: standard INQUIRY data and the VPD pages 00h/80h/83h/86h/B0h/B1h/B2h,
 // READ CAPACITY (10)/(16), GET LBA STATUS, MODE SENSE/MODE SELECT pages, REPORT LUNS and
 // the 8-byte LUN field, UNMAP lists, PERSISTENT RESERVE IN/OUT data with iSCSI
-// TransportIDs, and REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS data.
+// TransportIDs, REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS data, READ
+// DEFECT DATA headers, the SANITIZE OVERWRITE parameter list, EXTENDED COPY(LID1)
+// parameter lists and RECEIVE COPY RESULTS data, and the WRITE ATOMIC (16) checks
+// against the SBC-4 atomic fields of the Block Limits page.
 //
 // Who calls it: the SCSI command layer (engine/scsi), which an iSCSI target
 // (engine/iscsi) drives, and tests that play the initiator. Decoders exist for every
 // structure a target receives (CDB, MODE SELECT list, UNMAP list, PROUT list,
-// TransportID, LUN) and, for tests and fuzzing, for sense data; the encoders used by
+// TransportID, LUN, SANITIZE OVERWRITE list, EXTENDED COPY list) and, for tests and
+// fuzzing, for sense data; the encoders used by
 // those round trips (for example [CDB.Append]) also serve tests that build commands.
 //
 // What it must never do:
@@ -34,6 +38,8 @@
 // target (sahlberg/libiscsi test-tool), and are never stricter than SPC-4 requires:
 // reserved bits are not checked, because SPC-4 §4.4.2 does not require it and
 // initiators set obsolete bits (libiscsi sends FUA_NV in WRITE(10) and expects GOOD).
+// SANITIZE is the exception: it destroys the volume, so a CDB with a field the decoder
+// does not know is refused rather than half understood.
 //
 // Protocol errors are answered on the wire, never returned as Go errors to a peer: a
 // decoder failure is a [*SenseError] carrying the sense key, ASC/ASCQ and field pointer

@@ -62,6 +62,10 @@ func exerciseChecks(c *CDB) {
 	_ = c.CheckRange(1 << 20)
 	_ = lim.CheckTransferLength(c)
 	_ = lim.CheckCompareAndWrite(c)
+	_ = lim.CheckWriteAtomic(c)
+	if c.Opcode == OpSanitize {
+		_ = CheckSanitizeLength(c, 512)
+	}
 	_ = c.CheckProtect(false)
 	_ = c.CheckDPOFUA(false)
 	_ = c.CheckAnchor(false)
@@ -75,6 +79,47 @@ func exerciseChecks(c *CDB) {
 	if c.Opcode == OpMaintenanceIn && c.ServiceAction == SAReportSupportedOpcodes {
 		_, _ = CommandTable{}.AppendReport(nil, c)
 	}
+}
+
+func FuzzDecodeSanitizeOverwrite(f *testing.F) {
+	f.Add([]byte{0x01, 0, 0, 4, 0xAA, 0xAA, 0xAA, 0xAA})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := DecodeSanitizeOverwrite(b, 512)
+		if err != nil {
+			if !reflect.DeepEqual(o, SanitizeOverwrite{}) {
+				t.Fatalf("error %v with %+v", err, o)
+			}
+			return
+		}
+		again, err := DecodeSanitizeOverwrite(o.Append(nil), 512)
+		if err != nil || !reflect.DeepEqual(again, o) {
+			t.Fatalf("round trip %+v, %v; want %+v", again, err, o)
+		}
+		buf := make([]byte, 2*512)
+		o.FillPattern(buf, 512, o.PassInverted(0))
+	})
+}
+
+func FuzzDecodeExtendedCopy(f *testing.F) {
+	f.Add(func() []byte { l := xcopyList(8, 0); return l.Append(nil) }())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := DecodeExtendedCopy(b, &testCopyLimits)
+		if err != nil {
+			if !reflect.DeepEqual(l, XCopyList{}) {
+				t.Fatalf("error %v with %+v", err, l)
+			}
+			return
+		}
+		again, err := DecodeExtendedCopy(l.Append(nil), &testCopyLimits)
+		if err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+		// Append normalises what the decoder ignores (reserved bytes, bytes past the
+		// designator); the decoded fields survive.
+		if len(again.Targets) != len(l.Targets) || !reflect.DeepEqual(again.Segments, l.Segments) {
+			t.Fatalf("round trip %+v; want %+v", again, l)
+		}
+	})
 }
 
 func FuzzDecodeSense(f *testing.F) {

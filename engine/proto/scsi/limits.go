@@ -64,7 +64,7 @@ func (c *CDB) transferLengthField() int {
 }
 
 // CheckTransferLength refuses a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH (READ,
-// WRITE, VERIFY, WRITE AND VERIFY, ORWRITE) or a PREFETCH LENGTH above MAXIMUM PREFETCH
+// WRITE, VERIFY, WRITE AND VERIFY, ORWRITE, WRITE ATOMIC) or a PREFETCH LENGTH above MAXIMUM PREFETCH
 // LENGTH: INVALID FIELD IN CDB at the length (SBC-3 §6.5.3). Zero limits mean none.
 func (l *BlockLimits) CheckTransferLength(c *CDB) error {
 	limit := l.MaxTransferLength
@@ -73,7 +73,7 @@ func (l *BlockLimits) CheckTransferLength(c *CDB) error {
 		limit = l.MaxPrefetchLength
 	case OpRead6, OpRead10, OpRead12, OpRead16, OpWrite6, OpWrite10, OpWrite12, OpWrite16,
 		OpVerify10, OpVerify12, OpVerify16, OpWriteAndVerify10, OpWriteAndVerify12,
-		OpWriteAndVerify16, OpOrWrite16:
+		OpWriteAndVerify16, OpOrWrite16, OpWriteAtomic16:
 	default:
 		return nil
 	}
@@ -113,6 +113,28 @@ func (l *BlockLimits) CheckWriteSame(c *CDB, capacity uint64) (uint64, error) {
 func (l *BlockLimits) CheckCompareAndWrite(c *CDB) error {
 	if c.TransferLength > uint32(l.MaxCompareAndWriteLength) {
 		return InvalidFieldInCDB(13, 7)
+	}
+	return nil
+}
+
+// CheckWriteAtomic checks WRITE ATOMIC (16) against the atomic fields of the Block Limits
+// page (SBC-4 §4.29, §5.48), after CheckTransferLength and CheckRange: an ATOMIC
+// BOUNDARY when no boundary is supported (MAXIMUM ATOMIC BOUNDARY SIZE 0), a TRANSFER
+// LENGTH above MAXIMUM ATOMIC TRANSFER LENGTH or not a multiple of ATOMIC TRANSFER
+// LENGTH GRANULARITY, and an LBA not a multiple of ATOMIC ALIGNMENT are INVALID FIELD IN
+// CDB at the field (libiscsi WriteAtomic16.VPD). Zero alignment or granularity means
+// none is required.
+func (l *BlockLimits) CheckWriteAtomic(c *CDB) error {
+	switch {
+	case c.AtomicBoundary != 0 && (l.MaxAtomicBoundarySize == 0 ||
+		uint32(c.AtomicBoundary) > l.MaxAtomicBoundarySize):
+		return InvalidFieldInCDB(10, 7)
+	case c.TransferLength > l.MaxAtomicTransferLength:
+		return InvalidFieldInCDB(12, 7)
+	case l.AtomicTransferLengthGranularity > 1 && c.TransferLength%l.AtomicTransferLengthGranularity != 0:
+		return InvalidFieldInCDB(12, -1)
+	case l.AtomicAlignment > 1 && c.LBA%uint64(l.AtomicAlignment) != 0:
+		return InvalidFieldInCDB(2, -1)
 	}
 	return nil
 }

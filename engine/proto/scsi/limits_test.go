@@ -123,3 +123,36 @@ func TestCheckFieldsAgainstLU(t *testing.T) {
 		t.Fatal("CheckAnchor")
 	}
 }
+
+func TestCheckWriteAtomic(t *testing.T) {
+	lim := BlockLimits{MaxTransferLength: 2048, MaxAtomicTransferLength: 256}
+	aligned := BlockLimits{MaxAtomicTransferLength: 256, AtomicAlignment: 8,
+		AtomicTransferLengthGranularity: 8, MaxAtomicBoundarySize: 16}
+	wa := func(lba uint64, n uint32, boundary uint16) *CDB {
+		return &CDB{Opcode: OpWriteAtomic16, LBA: lba, TransferLength: n, AtomicBoundary: boundary}
+	}
+	for _, tc := range []struct {
+		c    *CDB
+		lim  BlockLimits
+		want error
+	}{
+		{wa(0, 256, 0), lim, nil},
+		{wa(3, 1, 0), lim, nil}, // no alignment or granularity required
+		{wa(0, 0, 0), lim, nil},
+		{wa(0, 257, 0), lim, InvalidFieldInCDB(12, 7)},
+		{wa(0, 1, 1), lim, InvalidFieldInCDB(10, 7)}, // no boundary supported
+		{wa(8, 16, 0), aligned, nil},
+		{wa(1, 8, 0), aligned, InvalidFieldInCDB(2, -1)}, // libiscsi WriteAtomic16.VPD
+		{wa(0, 1, 0), aligned, InvalidFieldInCDB(12, -1)},
+		{wa(0, 8, 16), aligned, nil},
+		{wa(0, 8, 17), aligned, InvalidFieldInCDB(10, 7)},
+	} {
+		if err := tc.lim.CheckWriteAtomic(tc.c); err != tc.want {
+			t.Errorf("%+v: %v, want %v", *tc.c, err, tc.want)
+		}
+	}
+	// MAXIMUM TRANSFER LENGTH binds WRITE ATOMIC too.
+	if lim.CheckTransferLength(wa(0, 2049, 0)) != error(InvalidFieldInCDB(12, 7)) {
+		t.Fatal("CheckTransferLength")
+	}
+}

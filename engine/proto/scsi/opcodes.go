@@ -52,19 +52,20 @@ const (
 	OpWrite12              Opcode = 0xAA
 	OpWriteAndVerify12     Opcode = 0xAE
 	OpVerify12             Opcode = 0xAF
-	OpSanitize             Opcode = 0x48 // not decoded: answered INVALID COMMAND OPERATION CODE
-	OpExtendedCopy         Opcode = 0x83 // not decoded
-	OpReceiveCopyResults   Opcode = 0x84 // not decoded
-	OpMaintenanceOut       Opcode = 0xA4 // not decoded
+	OpSanitize             Opcode = 0x48
+	OpReadDefectData10     Opcode = 0x37
+	OpReadDefectData12     Opcode = 0xB7
+	OpWriteAtomic16        Opcode = 0x9C // SBC-4
+	OpExtendedCopy         Opcode = 0x83 // EXTENDED COPY(LID1)
+	OpReceiveCopyResults   Opcode = 0x84 // RECEIVE COPY RESULTS (LID1)
+	OpMaintenanceOut       Opcode = 0xA4 // not decoded: answered INVALID COMMAND OPERATION CODE
 	OpServiceActionOut16   Opcode = 0x9F // not decoded
-	OpReadDefectData10     Opcode = 0x37 // not decoded
 	OpLogSense             Opcode = 0x4D // not decoded
 	OpWriteBuffer          Opcode = 0x3B // not decoded
 	OpReadBuffer           Opcode = 0x3C // not decoded
 	OpSendDiagnostic       Opcode = 0x1D // not decoded
 	OpReceiveDiagnosticRes Opcode = 0x1C // not decoded
 	OpFormatUnit           Opcode = 0x04 // not decoded
-	OpWriteAtomic16        Opcode = 0x9C // not decoded
 )
 
 // Service actions of SERVICE ACTION IN (16) (SBC-3 table "SERVICE ACTION IN (16)
@@ -72,6 +73,26 @@ const (
 const (
 	SAReadCapacity16 uint16 = 0x10
 	SAGetLBAStatus   uint16 = 0x12
+)
+
+// Service actions of SANITIZE (SBC-3 table "SANITIZE service action codes"), CDB byte 1
+// bits 4:0.
+const (
+	SASanitizeOverwrite       uint16 = 0x01
+	SASanitizeBlockErase      uint16 = 0x02
+	SASanitizeCryptoErase     uint16 = 0x03
+	SASanitizeExitFailureMode uint16 = 0x1F
+)
+
+// Service actions of EXTENDED COPY and RECEIVE COPY RESULTS (SPC-4 tables "EXTENDED
+// COPY service actions" and "RECEIVE COPY RESULTS service actions"), CDB byte 1 bits
+// 4:0: the LID1 forms, with an 8-bit LIST IDENTIFIER.
+const (
+	SAExtendedCopyLID1    uint16 = 0x00
+	SACopyStatus          uint16 = 0x00
+	SACopyReceiveData     uint16 = 0x01
+	SACopyOperatingParams uint16 = 0x03
+	SACopyFailedSegments  uint16 = 0x04
 )
 
 // Service actions of MAINTENANCE IN (SPC-4 table "MAINTENANCE IN service actions"),
@@ -104,7 +125,8 @@ var opcodeNames = map[Opcode]string{
 	OpSanitize: "SANITIZE", OpExtendedCopy: "EXTENDED COPY",
 	OpReceiveCopyResults: "RECEIVE COPY RESULTS", OpMaintenanceOut: "MAINTENANCE OUT",
 	OpServiceActionOut16: "SERVICE ACTION OUT(16)", OpReadDefectData10: "READ DEFECT DATA(10)",
-	OpLogSense: "LOG SENSE", OpWriteBuffer: "WRITE BUFFER", OpReadBuffer: "READ BUFFER",
+	OpReadDefectData12: "READ DEFECT DATA(12)",
+	OpLogSense:         "LOG SENSE", OpWriteBuffer: "WRITE BUFFER", OpReadBuffer: "READ BUFFER",
 	OpSendDiagnostic: "SEND DIAGNOSTIC", OpReceiveDiagnosticRes: "RECEIVE DIAGNOSTIC RESULTS",
 	OpFormatUnit: "FORMAT UNIT", OpWriteAtomic16: "WRITE ATOMIC(16)",
 }

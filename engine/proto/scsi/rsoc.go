@@ -191,6 +191,9 @@ var standardUsage = []usage{
 	{OpWrite12, 0, cat([]byte{0xF8}, f4, f4, []byte{0x1F, ctlUsage})},
 	{OpWriteAndVerify12, 0, cat([]byte{0xF6}, f4, f4, []byte{0x1F, ctlUsage})},
 	{OpVerify12, 0, cat([]byte{0xF6}, f4, f4, []byte{0x1F, ctlUsage})},
+	{OpWriteAtomic16, 0, cat([]byte{0xF8}, f4, f4, f4, []byte{0x1F, ctlUsage})},
+	{OpReadDefectData10, 0, []byte{0, 0x1F, 0, 0, 0, 0, 0xFF, 0xFF, ctlUsage}},
+	{OpReadDefectData12, 0, cat([]byte{0x1F}, f4, f4, []byte{0, ctlUsage})},
 }
 
 // saUsage returns the usage data of the service-action commands: the service action
@@ -211,6 +214,22 @@ func saUsage(op Opcode, sa uint16) []byte {
 			return cat([]byte{byte(op), byte(sa)}, f4, f4, f4, []byte{0x01, ctlUsage})
 		case SAGetLBAStatus:
 			return cat([]byte{byte(op), byte(sa)}, f4, f4, f4, []byte{0, ctlUsage})
+		}
+	case OpSanitize:
+		switch sa {
+		case SASanitizeOverwrite, SASanitizeBlockErase, SASanitizeCryptoErase,
+			SASanitizeExitFailureMode:
+			// IMMED @1 bit 7 and AUSE @1 bit 5 share the service action's byte.
+			return []byte{byte(op), 0xA0 | byte(sa), 0, 0, 0, 0, 0, 0xFF, 0xFF, ctlUsage}
+		}
+	case OpExtendedCopy:
+		if sa == SAExtendedCopyLID1 {
+			return cat([]byte{byte(op), byte(sa), 0, 0, 0, 0, 0, 0, 0, 0}, f4, []byte{0, ctlUsage})
+		}
+	case OpReceiveCopyResults:
+		switch sa {
+		case SACopyStatus, SACopyReceiveData, SACopyOperatingParams, SACopyFailedSegments:
+			return cat([]byte{byte(op), byte(sa), 0xFF, 0, 0, 0, 0, 0, 0, 0}, f4, []byte{0, ctlUsage})
 		}
 	case OpMaintenanceIn:
 		switch sa {

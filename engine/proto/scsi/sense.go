@@ -52,12 +52,16 @@ func (c SenseCode) ASCQ() uint8 { return uint8(c) }
 // The ASC/ASCQ pairs a block target reports (SPC-4 table "ASC and ASCQ assignments").
 const (
 	ASCNoAdditionalSense                SenseCode = 0x0000
+	ASCOperationInProgress              SenseCode = 0x0016
 	ASCLUNotReady                       SenseCode = 0x0400 // cause not reportable
 	ASCLUBecomingReady                  SenseCode = 0x0401
 	ASCLUNotReadyTransition             SenseCode = 0x040A // asymmetric access state transition
 	ASCLUNotAccessibleStandby           SenseCode = 0x040B
 	ASCLUNotAccessibleUnavailable       SenseCode = 0x040C
+	ASCLUNotReadySanitizeInProgress     SenseCode = 0x041B
 	ASCLUCommunicationFailure           SenseCode = 0x0800
+	ASCUnreachableCopyTarget            SenseCode = 0x0804
+	ASCCopyTargetDeviceNotReachable     SenseCode = 0x0D02
 	ASCWriteError                       SenseCode = 0x0C00
 	ASCInvalidFieldInInformationUnit    SenseCode = 0x0E03
 	ASCUnrecoveredReadError             SenseCode = 0x1100
@@ -71,6 +75,10 @@ const (
 	ASCParameterNotSupported            SenseCode = 0x2601
 	ASCParameterValueInvalid            SenseCode = 0x2602
 	ASCInvalidReleaseOfPR               SenseCode = 0x2604
+	ASCTooManyTargetDescriptors         SenseCode = 0x2606
+	ASCUnsupportedTargetDescriptorType  SenseCode = 0x2607
+	ASCTooManySegmentDescriptors        SenseCode = 0x2608
+	ASCUnsupportedSegmentDescriptorType SenseCode = 0x2609
 	ASCWriteProtected                   SenseCode = 0x2700
 	ASCHardwareWriteProtected           SenseCode = 0x2701
 	ASCSoftwareWriteProtected           SenseCode = 0x2702
@@ -90,6 +98,7 @@ const (
 	ASCCapacityDataChanged              SenseCode = 0x2A09
 	ASCCommandSequenceError             SenseCode = 0x2C00
 	ASCCommandsClearedByAnotherInit     SenseCode = 0x2F00
+	ASCSanitizeCommandFailed            SenseCode = 0x3103
 	ASCThinProvisioningSoftThreshold    SenseCode = 0x3807
 	ASCSavingParametersNotSupported     SenseCode = 0x3900
 	ASCMediumNotPresent                 SenseCode = 0x3A00
@@ -104,13 +113,17 @@ const (
 
 var senseCodeNames = map[SenseCode]string{
 	ASCNoAdditionalSense:      "NO ADDITIONAL SENSE INFORMATION",
+	ASCOperationInProgress:    "OPERATION IN PROGRESS",
 	ASCLUNotReady:             "LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE",
 	ASCLUBecomingReady:        "LOGICAL UNIT IS IN PROCESS OF BECOMING READY",
 	ASCLUNotReadyTransition:   "LOGICAL UNIT NOT READY, ASYMMETRIC ACCESS STATE TRANSITION",
 	ASCLUNotAccessibleStandby: "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE",
 	ASCLUNotAccessibleUnavailable: "LOGICAL UNIT NOT ACCESSIBLE, " +
 		"TARGET PORT IN UNAVAILABLE STATE",
+	ASCLUNotReadySanitizeInProgress:     "LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS",
 	ASCLUCommunicationFailure:           "LOGICAL UNIT COMMUNICATION FAILURE",
+	ASCUnreachableCopyTarget:            "UNREACHABLE COPY TARGET",
+	ASCCopyTargetDeviceNotReachable:     "COPY TARGET DEVICE NOT REACHABLE",
 	ASCWriteError:                       "WRITE ERROR",
 	ASCInvalidFieldInInformationUnit:    "INVALID FIELD IN COMMAND INFORMATION UNIT",
 	ASCUnrecoveredReadError:             "UNRECOVERED READ ERROR",
@@ -124,6 +137,10 @@ var senseCodeNames = map[SenseCode]string{
 	ASCParameterNotSupported:            "PARAMETER NOT SUPPORTED",
 	ASCParameterValueInvalid:            "PARAMETER VALUE INVALID",
 	ASCInvalidReleaseOfPR:               "INVALID RELEASE OF PERSISTENT RESERVATION",
+	ASCTooManyTargetDescriptors:         "TOO MANY TARGET DESCRIPTORS",
+	ASCUnsupportedTargetDescriptorType:  "UNSUPPORTED TARGET DESCRIPTOR TYPE CODE",
+	ASCTooManySegmentDescriptors:        "TOO MANY SEGMENT DESCRIPTORS",
+	ASCUnsupportedSegmentDescriptorType: "UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE",
 	ASCWriteProtected:                   "WRITE PROTECTED",
 	ASCHardwareWriteProtected:           "HARDWARE WRITE PROTECTED",
 	ASCSoftwareWriteProtected:           "LOGICAL UNIT SOFTWARE WRITE PROTECTED",
@@ -143,6 +160,7 @@ var senseCodeNames = map[SenseCode]string{
 	ASCCapacityDataChanged:              "CAPACITY DATA HAS CHANGED",
 	ASCCommandSequenceError:             "COMMAND SEQUENCE ERROR",
 	ASCCommandsClearedByAnotherInit:     "COMMANDS CLEARED BY ANOTHER INITIATOR",
+	ASCSanitizeCommandFailed:            "SANITIZE COMMAND FAILED",
 	ASCThinProvisioningSoftThreshold:    "THIN PROVISIONING SOFT THRESHOLD REACHED",
 	ASCSavingParametersNotSupported:     "SAVING PARAMETERS NOT SUPPORTED",
 	ASCMediumNotPresent:                 "MEDIUM NOT PRESENT",

@@ -211,11 +211,18 @@ type BlockLimits struct {
 	UGAValid                   bool   // @32 bit 31
 	UnmapGranularityAlignment  uint32 // @32 bits 30:0
 	MaxWriteSameLength         uint64 // @36
+	// The SBC-4 atomic write fields. MaxAtomicTransferLength 0 says WRITE ATOMIC is not
+	// offered (libiscsi WriteAtomic16.VPD checks the fields agree with the command).
+	MaxAtomicTransferLength             uint32 // @44
+	AtomicAlignment                     uint32 // @48: 0, no alignment required
+	AtomicTransferLengthGranularity     uint32 // @52: 0, no granularity required
+	MaxAtomicTransferLengthWithBoundary uint32 // @56
+	MaxAtomicBoundarySize               uint32 // @60: 0, ATOMIC BOUNDARY not supported
 }
 
 // blockLimitsLen is PAGE LENGTH of the SBC-3 Block Limits page; libiscsi
-// Inquiry.BlockLimits requires 3Ch when SBC-3 is claimed. The SBC-4 atomic write fields
-// @44-63 stay zero: WRITE ATOMIC is not offered (libiscsi WriteAtomic16.VPD).
+// Inquiry.BlockLimits requires 3Ch when SBC-3 is claimed. SBC-4 put the atomic write
+// fields in its last 20 bytes, reserved in SBC-3.
 const blockLimitsLen = 0x3C
 
 // Append appends the Block Limits page.
@@ -238,6 +245,11 @@ func (l *BlockLimits) Append(b []byte, p Peripheral) []byte {
 	}
 	be.PutUint32(v[32:], uga)
 	be.PutUint64(v[36:], l.MaxWriteSameLength)
+	be.PutUint32(v[44:], l.MaxAtomicTransferLength)
+	be.PutUint32(v[48:], l.AtomicAlignment)
+	be.PutUint32(v[52:], l.AtomicTransferLengthGranularity)
+	be.PutUint32(v[56:], l.MaxAtomicTransferLengthWithBoundary)
+	be.PutUint32(v[60:], l.MaxAtomicBoundarySize)
 	return endVPD(b, start)
 }
 
@@ -245,8 +257,8 @@ func (l *BlockLimits) Append(b []byte, p Peripheral) []byte {
 type BlockDeviceCharacteristics struct {
 	RotationRate uint16 // @4 MEDIUM ROTATION RATE: 1 = non-rotating (solid state)
 	ProductType  uint8  // @6
-	WABEREQ      uint8  // @7 bits 7:6
-	WACEREQ      uint8  // @7 bits 5:4
+	WABEREQ      uint8  // @7 bits 7:6: reads after a SANITIZE BLOCK ERASE (01b: succeed)
+	WACEREQ      uint8  // @7 bits 5:4: reads after a SANITIZE CRYPTOGRAPHIC ERASE
 	FormFactor   uint8  // @7 bits 3:0 NOMINAL FORM FACTOR
 	FUAB         bool   // @8 bit 1
 	VBULS        bool   // @8 bit 0

@@ -114,7 +114,9 @@ func TestBlockLimits(t *testing.T) {
 	l := BlockLimits{WSNZ: true, MaxCompareAndWriteLength: 1, OptimalTransferGranularity: 8,
 		MaxTransferLength: 0x800, OptimalTransferLength: 0x100, MaxPrefetchLength: 0x20,
 		MaxUnmapLBACount: 0x40000, MaxUnmapDescriptors: 256, OptimalUnmapGranularity: 8,
-		UGAValid: true, UnmapGranularityAlignment: 3, MaxWriteSameLength: 0x1_0000_0000}
+		UGAValid: true, UnmapGranularityAlignment: 3, MaxWriteSameLength: 0x1_0000_0000,
+		MaxAtomicTransferLength: 0x800, AtomicAlignment: 8, AtomicTransferLengthGranularity: 4,
+		MaxAtomicTransferLengthWithBoundary: 0x400, MaxAtomicBoundarySize: 0x10}
 	b := l.Append(nil, PeripheralDisk)
 	// libiscsi Inquiry.BlockLimits: data size == PAGE LENGTH + 4, PAGE LENGTH 3Ch.
 	if len(b) != 64 || int(b[3])+4 != len(b) {
@@ -125,8 +127,12 @@ func TestBlockLimits(t *testing.T) {
 		{8, []byte{0, 0, 0x08, 0, 0, 0, 0x01, 0, 0, 0, 0, 0x20}},
 		{20, []byte{0, 0x04, 0, 0, 0, 0, 1, 0, 0, 0, 0, 8, 0x80, 0, 0, 3}},
 		{36, []byte{0, 0, 0, 1, 0, 0, 0, 0}},
-		{44, make([]byte, 20)}, // SBC-4 atomic fields: WRITE ATOMIC not offered
+		// SBC-4 atomic fields, where libiscsi's unmarshaller reads them.
+		{44, []byte{0, 0, 0x08, 0, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0x04, 0, 0, 0, 0, 0x10}},
 	})
+	if b := (&BlockLimits{}).Append(nil, PeripheralDisk); !bytes.Equal(b[44:], make([]byte, 20)) {
+		t.Fatalf("no WRITE ATOMIC: atomic fields % x", b[44:])
+	}
 }
 
 func TestBlockDeviceCharacteristics(t *testing.T) {
@@ -137,6 +143,11 @@ func TestBlockDeviceCharacteristics(t *testing.T) {
 		t.Fatalf("length %d", len(b))
 	}
 	checkFields(t, "b1h", b, []field{{0, []byte{0, 0xB1, 0, 0x3C, 0, 1, 0, 0x15, 0x02}}})
+	// libiscsi Sanitize.BlockErase reads WABEREQ @7 bits 7:6.
+	c = BlockDeviceCharacteristics{WABEREQ: 1}
+	if b := c.Append(nil, PeripheralDisk); b[7] != 0x40 {
+		t.Fatalf("wabereq: %02x", b[7])
+	}
 }
 
 func TestLogicalBlockProvisioning(t *testing.T) {
