@@ -104,7 +104,7 @@ func (n *Node) unusable() error {
 // request sends a Request through the leader: taken here if this node leads, forwarded
 // otherwise. Called on the loop.
 func (c *core) request(q Request, id EntryID, done func(Reply)) {
-	q.ID, q.ReplyTo, q.ReplyAddr = id, c.n.id, c.n.cfg.PeerAddr
+	q.ID, q.ReplyTo, q.ReplyAddr, q.Since = id, c.n.id, c.n.cfg.PeerAddr, c.commit
 	if c.isLeader() {
 		c.accept(q, done)
 		return

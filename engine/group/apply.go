@@ -45,6 +45,16 @@ func (c *core) applyNormal(e *raftpb.Entry) {
 		return
 	}
 	out := c.st.apply(&d, e.Index)
+	if out.dup != nil {
+		// A second copy of a command (sent again to a new leader) whose first copy
+		// applied at out.dup.Index: it changes nothing, and its waiters get the first
+		// copy's outcome.
+		c.counters.Duplicates++
+		c.n.log.Warn("skipping a command applied already", "id", d.ID, "index", e.Index,
+			"applied_at", out.dup.Index)
+		c.appliedID(d.ID, out.dup.reply(e.Index))
+		return
+	}
 	for _, v := range out.changed {
 		c.dirty[v] = struct{}{}
 		c.n.emit(Event{Kind: EventVolume, Volume: c.volumeState(v), Result: out.result,
@@ -60,13 +70,14 @@ func (c *core) applyNormal(e *raftpb.Entry) {
 	c.appliedID(d.ID, rep)
 }
 
-// appliedID hands an applied entry's reply to whoever waits for its ID here.
+// appliedID hands an applied entry's reply to whoever waits for its ID here. A forward
+// keeps the first one: that is the application that took effect.
 func (c *core) appliedID(id EntryID, rep Reply) {
-	if p := c.propByID[id]; p != nil && p.state == propProposed {
+	if p := c.propByID[id]; p != nil && p.state == propProposed && !p.applied {
 		p.applied, p.reply = true, rep
 		p.appliedAt = c.n.loop.Now()
 	}
-	if f := c.fwdByID[id]; f != nil && !f.fin {
+	if f := c.fwdByID[id]; f != nil && !f.fin && f.byID == nil {
 		f.byID = &rep
 	}
 }

@@ -44,18 +44,20 @@ func seedEnvelopes() []Envelope {
 	return []Envelope{
 		{Kind: EnvRaft, From: 1, To: 2, FromAddr: "127.0.0.1:7001", Raft: raw},
 		{Kind: EnvRequest, From: 2, To: 1, Request: &Request{ID: e.ID, Op: OpReserve, Vol: e.Vol,
-			Cmd: e.Cmd, ReplyTo: 2, ReplyAddr: "127.0.0.1:7002"}},
+			Cmd: e.Cmd, ReplyTo: 2, ReplyAddr: "127.0.0.1:7002", Since: 41, Resent: true, Try: 2, Term: 6}},
 		{Kind: EnvRequest, From: 4, Request: &Request{ID: EntryID{4, 1, 1}, Op: OpAddMember, Node: 4,
 			Addr: "127.0.0.1:7004", ReplyTo: 4, ReplyAddr: "127.0.0.1:7004"}},
 		{Kind: EnvReply, From: 1, To: 2, Reply: &Reply{ID: e.ID, Index: 9, Result: reservation.Result{
 			Notices: []reservation.Notice{{Kind: reservation.ReservationReleased,
 				To: reservation.Subject{ID: reservation.NVMeHost([16]byte{7})}}}}}},
 		{Kind: EnvReply, From: 1, To: 2, Reply: &Reply{ID: e.ID, Code: CodeNotSynchronized,
-			Msg: ErrNotSynchronized.Error()}},
+			Msg: ErrNotSynchronized.Error(), Try: 2}},
 		{Kind: EnvReply, From: 1, To: 2, Reply: &Reply{ID: e.ID, Status: &st}},
 		{Kind: EnvReport, From: 2, To: 1, Term: 3, Held: 1, Incarnation: 2},
 		{Kind: EnvConfirm, From: 1, To: 2, Term: 3, Incarnation: 2},
 		{Kind: EnvInvite, From: 1, To: 4, Group: "g1"},
+		{Kind: EnvReply, From: 1, To: 2, Reply: &Reply{ID: e.ID, Index: 44, Partial: true, Try: 3,
+			Result: reservation.Result{Status: reservation.StatusOK}}},
 	}
 }
 
@@ -66,8 +68,11 @@ func seedSnapshots() []SnapshotData {
 	return []SnapshotData{
 		{Version: snapshotVersion, Incarnation: 1, Members: []Member{{ID: 1, Addr: "a:1"}}},
 		{Version: snapshotVersion, Name: "g1", BGL: 2, Incarnation: 4, DecisionTerm: 7, LastPersist: 40,
-			Members: []Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: "a:2"}, {ID: 3, Addr: "a:3", Learner: true}},
-			Volumes: []VolumeRecord{{NGUID: [16]byte{1}, Owner: 2, Index: 33, State: st}, {NGUID: [16]byte{2}}}},
+			Members:   []Member{{ID: 1, Addr: "a:1"}, {ID: 2, Addr: "a:2"}, {ID: 3, Addr: "a:3", Learner: true}},
+			Volumes:   []VolumeRecord{{NGUID: [16]byte{1}, Owner: 2, Index: 33, State: st}, {NGUID: [16]byte{2}}},
+			IDHorizon: 12, AppliedIDs: []AppliedID{{ID: EntryID{2, 1, 7}, Index: 30, Persist: true},
+				{ID: EntryID{3, 2, 1}, Index: 33, Status: reservation.StatusConflict},
+				{ID: EntryID{1, 1, 9}, Index: 35, Code: CodeInvalid, More: true}}},
 	}
 }
 

@@ -16,14 +16,15 @@
 //     SnapshotEntries entries (and on every membership change, so that a joining node
 //     gets a snapshot that names it).
 //   - The replicated state (state.go): the group name, members and their peer
-//     addresses, the BGL, the incarnation, and per volume (NGUID) its reservation.State
-//     and owner. It changes only by applying committed entries (entry.go: a
+//     addresses, the BGL, the incarnation, per volume (NGUID) its reservation.State
+//     and owner, and a record of the last commands applied (AppliedID), so that each
+//     applies at most once. It changes only by applying committed entries (entry.go: a
 //     reservation.Command, an operator clear, an owner, a designation, a name, an
 //     incarnation decision; membership through raft conf changes), deterministically, so
 //     every node computes the same reservation.Result for every entry.
 //   - The admission rule (request.go), failover and BGL designation (elect.go), the
-//     whole-group restart decision (incarnation.go), forwarding to the GL and the
-//     ReadIndex barrier (forward.go), the RPC methods (rpc.go).
+//     whole-group restart decision (incarnation.go), forwarding to the GL (and to the
+//     next one, below) and the ReadIndex barrier (forward.go), the RPC methods (rpc.go).
 //
 // # The admission rule
 //
@@ -66,6 +67,27 @@
 // designates the lowest-ID synchronized voter. The BGL is not replaced while the GL lives
 // and it is merely stalled: persistent commands are refused until it returns or the
 // operator designates another (DesignateBGL).
+//
+// # A command in flight when the leader dies
+//
+// A command forwarded to a GL that dies before answering is not left to its forwarding
+// deadline (two election timeouts): as soon as the forwarding node sees another leader,
+// it sends the command again (Request.Resent), or takes it itself if it leads. Every
+// command carries its EntryID, and the new leader admits nothing before it has applied
+// every entry before its term. Then a copy of the command that committed under the old
+// GL has applied and is in the record of applied commands: the leader answers its
+// outcome (a persistent one once the BGL holds that copy's entry, as always) instead of
+// proposing it. A copy that is not in the record is not in the leader's log, and can
+// never commit beside what the leader commits (raft's log matching), so the leader
+// proposes the command and it applies once. Should a second copy reach the log anyway,
+// apply skips it. The record keeps the last appliedIDsKept commands; a command older than
+// what it covers (Request.Since) is answered ErrOutcomeUnknown. An attempt is good only
+// in the raft term it was sent in (Request.Term), so a copy of it can only be made by
+// that term's leader. The forwarding node trusts a refusal only from the leader it
+// asked last (Request.Try) and only when that leader checked the record, so that no copy
+// can still commit; otherwise it asks again, and at the deadline answers
+// ErrOutcomeUnknown. So a host with a command in flight sees the failover take about as
+// long as the election: its answer comes a few ticks after the new GL's.
 //
 // # Whole-group restart
 //

@@ -59,6 +59,16 @@ func (k EntryKind) String() string {
 	return entryKindNames[k]
 }
 
+// once reports whether entries of kind k carry a caller's command (Op.once), which the
+// state machine applies at most once per EntryID (AppliedID).
+func (k EntryKind) once() bool {
+	switch k {
+	case EntryReserve, EntryClear, EntrySetOwner, EntryDesignate:
+		return true
+	}
+	return false
+}
+
 // Entry is the data of a normal raft log entry. Apply reads only the fields its Kind uses;
 // every replica applies the same bytes, so every replica computes the same Result.
 type Entry struct {

@@ -83,6 +83,17 @@ const (
 var opNames = [opCount]string{"none", "reserve", "clear", "set owner", "designate bgl",
 	"add member", "remove member", "status"}
 
+// once reports whether op's entry is applied at most once per EntryID (EntryKind.once),
+// so that its origin may send it again to a new leader when the one it asked was lost
+// (forward.go). OpStatus reads and changes nothing, so it may always be asked again.
+func (o Op) once() bool {
+	switch o {
+	case OpReserve, OpClear, OpSetOwner, OpDesignate:
+		return true
+	}
+	return false
+}
+
 // String names the op for logs.
 func (o Op) String() string {
 	if o >= opCount {
@@ -105,6 +116,20 @@ type Request struct {
 	// to a follower) keeps them, so the leader answers the origin directly.
 	ReplyTo   uint64 `msgpack:"rt"`
 	ReplyAddr string `msgpack:"ra"`
+	// Since is the origin's commit index when the command was first sent: an entry
+	// carrying it can only be committed after that index (it did not exist before), so a
+	// leader that remembers every command applied after Since (AppliedID) knows whether
+	// it applied.
+	Since uint64 `msgpack:"si,omitempty"`
+	// Resent: the origin sent the command to an earlier leader that never answered (that
+	// leader may have put it in the log). Try numbers the origin's attempts; the reply
+	// echoes it, so that the origin tells a refusal of its latest attempt from a late one.
+	// Term is the origin's raft term when it sent this attempt: a leader of a later term
+	// refuses it, so an attempt can be put in the log only in the term it was sent in
+	// (a transport that queued it through an outage cannot slip it into a later one).
+	Resent bool   `msgpack:"rs,omitempty"`
+	Try    uint32 `msgpack:"tr,omitempty"`
+	Term   uint64 `msgpack:"te,omitempty"`
 }
 
 // Reply answers a Request. Code is CodeOK or the refusal; Index is the log index of the
@@ -118,6 +143,11 @@ type Reply struct {
 	Index  uint64             `msgpack:"i,omitempty"`
 	Group  string             `msgpack:"g,omitempty"`
 	Status *Status            `msgpack:"s,omitempty"`
+	// Partial: the command had applied already (a copy sent again), and Result holds only
+	// its status; the notices and aborts of its result are not known here (AppliedID).
+	Partial bool `msgpack:"pa,omitempty"`
+	// Try is the Request's.
+	Try uint32 `msgpack:"tr,omitempty"`
 }
 
 // maxEnvelopeStrings bounds the strings of an envelope.

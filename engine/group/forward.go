@@ -11,6 +11,18 @@ import (
 // node that is not the GL forwards to the GL). Its caller is answered once the leader
 // replied and this node applied the entry, so the local state includes the command
 // (the volume's owner serves I/O from it).
+//
+// When the leader it was sent to is lost before answering and another leads, a command
+// the state machine applies at most once (Op.once) is sent again to the new leader at
+// once rather than left to its deadline: the new leader, once it has applied everything
+// before its term, finds a copy that committed in its record of applied commands
+// (AppliedID) and answers that copy's outcome, or proposes the command if no copy
+// applied, and then no earlier copy can ever commit (admitOnce). A second copy that
+// reached the log anyway would be skipped at apply. So the caller gets the one outcome,
+// within moments of the new leader's election. Once sent twice, the command is refused
+// to its caller only on the latest attempt's answer (Request.Try) from a leader that
+// checked the record; "not leader", "not ready" and "dropped" ask again, and the
+// deadline reports the outcome unknown.
 type forward struct {
 	req  Request
 	done func(Reply)
@@ -18,12 +30,15 @@ type forward struct {
 	// current leader.
 	addr     string
 	deadline time.Time
-	// sentTo is the leader it went to (0: not sent yet); retryAt holds a resend after a
-	// leader refused with "not leader" or "not ready".
+	// sentTo is the leader the current attempt (req.Try) went to (0: not sent yet);
+	// retryAt holds a resend after a leader refused with "not leader" or "not ready".
 	sentTo          uint64
 	sent            bool
 	sentAt, retryAt time.Time
-	reply           *Reply
+	// live: a leader the command was sent to may have put it in the log, and no answer
+	// has settled that; at the deadline its outcome is unknown, not refused.
+	live  bool
+	reply *Reply
 	// byID is set when this node applied the entry carrying the command.
 	byID *Reply
 	fin  bool
@@ -31,33 +46,44 @@ type forward struct {
 
 // forward sends q to the leader (or addr) and answers done on the loop.
 func (c *core) forward(q Request, done func(Reply), addr string, deadline time.Time) {
-	f := &forward{req: q, done: done, addr: addr, deadline: deadline}
+	f := &forward{req: q, done: done, addr: addr, deadline: deadline, live: q.Resent}
 	c.fwds = append(c.fwds, f)
 	c.fwdByID[q.ID] = f
 	c.counters.Forwarded++
 	c.sendForward(f, c.n.loop.Now())
 }
 
-// sendForward sends f if it has somewhere to go.
+// sendForward sends f if it has somewhere to go. A node that leads takes the command as
+// it takes any member's, answering itself through recvReply.
 func (c *core) sendForward(f *forward, now time.Time) {
 	if f.addr != "" {
 		c.send(f.addr, Envelope{Kind: EnvRequest, Request: &f.req})
-		f.sent, f.sentAt = true, now
+		f.sent, f.live, f.sentAt = true, true, now
 		return
 	}
 	lead := c.soft.Lead
-	if lead == raft.None || lead == c.n.id || now.Before(f.retryAt) {
+	if lead == raft.None || now.Before(f.retryAt) {
+		return
+	}
+	f.req.Try, f.req.Term = f.req.Try+1, c.term
+	f.sentTo, f.sent, f.live, f.sentAt = lead, true, true, now
+	if lead == c.n.id {
+		c.accept(f.req, nil)
 		return
 	}
 	c.send(c.addrOf(lead), Envelope{Kind: EnvRequest, To: lead, Request: &f.req})
-	f.sentTo, f.sent, f.sentAt = lead, true, now
 }
 
-// recvReply records the leader's answer to a forward.
+// recvReply records the leader's answer to a forward. A refusal answers one attempt:
+// once the command went to another leader (or to the same one again), only the answer
+// to the latest attempt counts. That the command applied (CodeOK) is true whoever says
+// it.
 func (c *core) recvReply(r Reply) {
-	if f := c.fwdByID[r.ID]; f != nil && !f.fin {
-		f.reply = &r
+	f := c.fwdByID[r.ID]
+	if f == nil || f.fin || (r.Code != CodeOK && f.addr == "" && r.Try != f.req.Try) {
+		return
 	}
+	f.reply = &r
 }
 
 // sweepForwards answers, resends or times out the forwards.
@@ -72,18 +98,26 @@ func (c *core) sweepForwards(now time.Time) {
 
 func (c *core) checkForward(f *forward, now time.Time) {
 	if r := f.reply; r != nil {
-		retry := (r.Code == CodeNoLeader || r.Code == CodeNotReady) && f.addr == "" && now.Before(f.deadline)
+		// "Not leader" and "not ready" come before the leader proposed anything. So does a
+		// dropped copy of a command sent more than once, as far as the other copies go:
+		// ask the current leader, which knows whether one applied.
+		again := (r.Code == CodeNoLeader || r.Code == CodeNotReady ||
+			(r.Code == CodeDropped && f.req.Resent)) && f.addr == ""
 		// A node that left is removed from the leader's progress as the removal applies, so
 		// it may never learn the commit: the leader's answer is enough.
 		leaving := f.req.Op == OpRemoveMember && f.req.Node == c.n.id
 		switch {
 		case r.Code == CodeOK && (c.applied >= r.Index || leaving):
-			c.finishForward(f, *r)
+			c.finishForward(f, settled(f, *r))
 		case r.Code == CodeOK:
-		case retry:
+		case again && now.Before(f.deadline):
 			// The leader we asked refused before proposing: ask again, once a leader is
-			// known and a heartbeat has passed.
+			// known and a heartbeat has passed. Copies sent to earlier leaders may still
+			// be in the log.
 			f.reply, f.sentTo, f.sent, f.retryAt = nil, 0, false, now.Add(c.n.cfg.heartbeat())
+			f.live = f.req.Resent
+		case again && f.req.Resent:
+			c.finishForward(f, replyOf(ErrOutcomeUnknown))
 		default:
 			c.finishForward(f, *r)
 		}
@@ -94,18 +128,18 @@ func (c *core) checkForward(f *forward, now time.Time) {
 	// Applied here, and the leader we sent it to is gone: the entry committed, so its
 	// result stands even though the old leader never answered.
 	if f.byID != nil && f.addr == "" && c.soft.Lead != f.sentTo {
-		c.finishForward(f, *f.byID)
+		c.finishForward(f, settled(f, *f.byID))
 		return
 	}
 	switch {
 	case now.After(f.deadline):
 		err := ErrNoLeader
-		if f.sent {
+		if f.live {
 			err = ErrOutcomeUnknown
 		}
 		c.finishForward(f, replyOf(err))
-	case !f.sent && f.addr == "" && c.isLeader():
-		// We lead now: take the command ourselves.
+	case !f.sent && !f.live && f.addr == "" && c.isLeader():
+		// We lead now and no leader has it: take the command ourselves.
 		f.fin = true
 		delete(c.fwdByID, f.req.ID)
 		c.accept(f.req, f.done)
@@ -113,7 +147,31 @@ func (c *core) checkForward(f *forward, now time.Time) {
 		c.sendForward(f, now)
 	case f.addr != "" && now.Sub(f.sentAt) >= c.n.cfg.election():
 		c.sendForward(f, now) // joins are idempotent: ask again
+	case f.addr == "" && (f.req.Op.once() || f.req.Op == OpStatus) &&
+		c.soft.Lead != raft.None && c.soft.Lead != f.sentTo:
+		// The leader we asked was lost before it answered, and another leads: ask it now
+		// rather than at the deadline. It answers the outcome of a copy that committed,
+		// or proposes the command (forward's comment).
+		c.n.log.Info("sending a command again to the new group leader", "id", f.req.ID,
+			"op", f.req.Op, "was", f.sentTo, "leader", c.soft.Lead)
+		f.req.Resent = true
+		c.counters.Resent++
+		c.sendForward(f, now)
 	}
+}
+
+// settled is the answer to a forward whose command applied, r being the leader's reply or
+// this node's own apply's. A Partial reply (a copy's outcome, recorded by status only)
+// gives way to this node's record of the application; without one, a result that had
+// notices or aborts is reported unknown rather than incomplete.
+func settled(f *forward, r Reply) Reply {
+	if !r.Partial {
+		return r
+	}
+	if b := f.byID; b != nil && !b.Partial {
+		return *b
+	}
+	return replyOf(errorf("command %v applied but its result is lost: %w", f.req.ID, ErrOutcomeUnknown))
 }
 
 // finishForward answers a forward's caller.
@@ -223,6 +281,15 @@ func (c *core) sweepWatches(now time.Time) {
 // whether the command may already be in the log (then its outcome is unknown to the
 // caller); a command still waiting is dropped and changes nothing.
 func (c *core) withdraw(id EntryID) (started bool) {
+	// A forward first: this node, leading, may hold the forward's own copy as a proposal.
+	if f := c.fwdByID[id]; f != nil {
+		if f.live {
+			return true
+		}
+		f.done = func(Reply) {}
+		c.finishForward(f, Reply{})
+		return false
+	}
 	if p := c.propByID[id]; p != nil {
 		if p.state == propProposed {
 			return true
@@ -230,14 +297,6 @@ func (c *core) withdraw(id EntryID) (started bool) {
 		p.local = nil
 		p.req.ReplyAddr = ""
 		c.finish(p, Reply{})
-		return false
-	}
-	if f := c.fwdByID[id]; f != nil {
-		if f.sent {
-			return true
-		}
-		f.done = func(Reply) {}
-		c.finishForward(f, Reply{})
 		return false
 	}
 	for _, r := range c.reads {

@@ -183,9 +183,11 @@ func (c *core) failWaiting(err error) {
 			keep = append(keep, f) // a join in flight: its answer is still wanted
 			continue
 		case f.reply != nil && f.reply.Code == CodeOK:
-			c.finishForward(f, *f.reply)
+			c.finishForward(f, settled(f, *f.reply))
 		case f.byID != nil:
-			c.finishForward(f, *f.byID)
+			c.finishForward(f, settled(f, *f.byID))
+		case f.live:
+			c.finishForward(f, replyOf(ErrOutcomeUnknown)) // a leader may have it in the log
 		default:
 			c.finishForward(f, r)
 		}

@@ -40,8 +40,21 @@ type proposal struct {
 
 // accept takes a request at the leader.
 func (c *core) accept(q Request, local func(Reply)) {
-	if c.propByID[q.ID] != nil {
-		return // delivered twice: the first copy answers
+	if local == nil && q.Term != 0 && q.Term < c.term {
+		// Sent to the leader of an earlier term (delayed, or queued through an outage):
+		// its origin has moved on. Refused before anything, as by a follower.
+		r := replyOf(ErrNoLeader)
+		r.ID, r.Try = q.ID, q.Try
+		c.answerRemote(q, r)
+		return
+	}
+	if p := c.propByID[q.ID]; p != nil {
+		// Delivered twice, or sent again while the first copy is still here: the first
+		// copy answers, as the latest attempt.
+		if p.local == nil && q.Try > p.req.Try {
+			p.req.Try, p.req.Resent = q.Try, p.req.Resent || q.Resent
+		}
+		return
 	}
 	p := &proposal{req: q, local: local, notReadyBy: c.n.loop.Now().Add(c.n.cfg.election())}
 	c.props = append(c.props, p)
@@ -72,6 +85,9 @@ func (c *core) admit(p *proposal) {
 		}
 		return
 	}
+	if q.Op.once() && c.admitOnce(p) {
+		return
+	}
 	if !c.quorumRecent() {
 		c.refuse(p, ErrNoQuorum)
 		return
@@ -94,6 +110,34 @@ func (c *core) admit(p *proposal) {
 	default:
 		c.finish(p, replyOf(errorf("op %v: %w", q.Op, ErrInvalid)))
 	}
+}
+
+// admitOnce answers a command the replicated state may have applied already: a copy its
+// origin sent again after losing the leader it had asked. It runs once this leader has
+// applied every entry before its term, so a copy of the command in its log before its
+// term has applied and is in the record (AppliedID): then the command is answered with
+// that copy's outcome, under the rule for answers (checkProposal: a persistent one once
+// the BGL holds the copy's entry), and not proposed again. A copy that is not in the
+// record is not in this leader's log, and can never commit once this leader commits
+// anything (its incarnation decision did: raft's log matching), so proposing the command
+// makes it apply once. If records the command could be among were dropped (more than
+// appliedIDsKept commands applied since the origin sent it), the outcome is unknown.
+// It reports whether it answered.
+func (c *core) admitOnce(p *proposal) bool {
+	q := &p.req
+	if r, ok := c.st.appliedRecord(q.ID); ok {
+		p.state, p.applied, p.appliedAt = propProposed, true, c.n.loop.Now()
+		p.index, p.persist, p.reply = r.Index, r.Persist, r.reply(r.Index)
+		c.counters.AlreadyApplied++
+		return true
+	}
+	// Since is 0 only from a peer that predates it (and never sends a command twice).
+	if q.Since != 0 && q.Since < c.st.horizon {
+		c.finish(p, replyOf(errorf("command %v: the record of commands applied since index %d is gone: %w",
+			q.ID, q.Since, ErrOutcomeUnknown)))
+		return true
+	}
+	return false
 }
 
 // admitReservation is the admission rule (DESIGN.md): a command that asks to persist is
@@ -297,13 +341,26 @@ func (c *core) finish(p *proposal, r Reply) {
 			lt.conf = nil
 		}
 	}
-	r.ID = p.req.ID
+	r.ID, r.Try = p.req.ID, p.req.Try
 	if p.local != nil {
+		if r.Partial { // a local caller has no record of its own to complete it
+			r = replyOf(errorf("command %v applied but its result is lost: %w", p.req.ID, ErrOutcomeUnknown))
+			r.ID = p.req.ID
+		}
 		p.local(r)
 		return
 	}
-	if p.req.ReplyAddr != "" {
-		c.send(p.req.ReplyAddr, Envelope{Kind: EnvReply, To: p.req.ReplyTo, Reply: &r})
+	c.answerRemote(p.req, r)
+}
+
+// answerRemote sends r to the origin of q: a peer, or this node's own forward, taken
+// while it leads.
+func (c *core) answerRemote(q Request, r Reply) {
+	switch {
+	case q.ReplyTo == c.n.id:
+		c.recvReply(r)
+	case q.ReplyAddr != "":
+		c.send(q.ReplyAddr, Envelope{Kind: EnvReply, To: q.ReplyTo, Reply: &r})
 	}
 }
 
@@ -343,8 +400,8 @@ func (c *core) recvRequest(from uint64, q Request) {
 		return
 	}
 	r := replyOf(ErrNoLeader)
-	r.ID = q.ID
-	c.send(q.ReplyAddr, Envelope{Kind: EnvReply, To: q.ReplyTo, Reply: &r})
+	r.ID, r.Try = q.ID, q.Try
+	c.answerRemote(q, r)
 }
 
 // sweep re-runs admission and answers what can be answered. It runs after every loop

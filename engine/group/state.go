@@ -39,9 +39,76 @@ type replicated struct {
 	// lastPersist is the index of the last applied entry admitted as persistent.
 	lastPersist uint64
 	vols        map[[16]byte]*volume
+	// done records the commands applied last (see AppliedID), appliedIDsKept of them:
+	// order lists their IDs in apply order, oldest first from head. horizon is the index
+	// of the newest record dropped (0: none), so every command applied after it is in
+	// done.
+	done    map[EntryID]AppliedID
+	order   []EntryID
+	head    int
+	horizon uint64
 }
 
-func newReplicated() *replicated { return &replicated{vols: map[[16]byte]*volume{}} }
+func newReplicated() *replicated {
+	return &replicated{vols: map[[16]byte]*volume{}, done: map[EntryID]AppliedID{}}
+}
+
+// AppliedID records one applied command (an entry of a kind that carries a caller's
+// command: EntryKind.once), so that a command the log carries twice (a forward the
+// origin sent again to a new leader, forward.go) takes effect once: apply skips a
+// second copy, and a leader answers a re-sent command from the record instead of
+// proposing it again. The record keeps the outcome's code and reservation status but not
+// its notices and aborts (More says there were some).
+type AppliedID struct {
+	ID      EntryID            `msgpack:"id"`
+	Index   uint64             `msgpack:"i"`
+	Code    Code               `msgpack:"c,omitempty"`
+	Status  reservation.Status `msgpack:"s,omitempty"`
+	More    bool               `msgpack:"m,omitempty"`
+	Persist bool               `msgpack:"p,omitempty"`
+}
+
+// appliedIDsKept is how many applied commands the replicated state remembers. It is part
+// of the state machine: every replica must drop records at the same index, so a change
+// needs a snapshot version change. A command is re-sent within its forwarding deadline
+// (two election timeouts), during which a failing-over group applies next to nothing;
+// should more than this many commands apply between a command's origin sending it and a
+// leader judging a copy of it, the leader answers ErrOutcomeUnknown rather than guess
+// (admitOnce).
+const appliedIDsKept = 1024
+
+// reply is the answer to a copy of the recorded command, carried by the entry at index.
+func (r *AppliedID) reply(index uint64) Reply {
+	return Reply{Code: r.Code, Result: reservation.Result{Status: r.Status}, Index: index,
+		Partial: r.More}
+}
+
+// remember records an applied command, dropping the oldest record beyond appliedIDsKept.
+func (s *replicated) remember(r AppliedID) {
+	if _, ok := s.done[r.ID]; ok {
+		return
+	}
+	s.done[r.ID] = r
+	s.order = append(s.order, r.ID)
+	for len(s.order)-s.head > appliedIDsKept {
+		old := s.order[s.head]
+		s.order[s.head] = EntryID{}
+		s.head++
+		s.horizon = max(s.horizon, s.done[old].Index)
+		delete(s.done, old)
+	}
+	if s.head > len(s.order)/2 {
+		s.order = append(s.order[:0], s.order[s.head:]...)
+		s.head = 0
+	}
+}
+
+// appliedRecord returns the record of the command with id, if it applied and is still
+// remembered.
+func (s *replicated) appliedRecord(id EntryID) (AppliedID, bool) {
+	r, ok := s.done[id]
+	return r, ok
+}
 
 // member returns the member with id, or nil.
 func (s *replicated) member(id uint64) *Member {
@@ -130,10 +197,31 @@ type applied struct {
 	changed [][16]byte // volumes whose record changed, in byte order
 	cause   Cause
 	err     error // the entry was refused at apply (an invalid designation, say)
+	// dup is set when the entry's command had applied already (at dup.Index): the entry
+	// changed nothing.
+	dup *AppliedID
 }
 
 // apply applies one committed normal entry. It is deterministic: it reads only s and e.
+// A command applies at most once: a second entry carrying the same ID changes nothing.
 func (s *replicated) apply(e *Entry, index uint64) applied {
+	once := e.Kind.once() && e.ID != (EntryID{})
+	if once {
+		if r, ok := s.done[e.ID]; ok {
+			return applied{dup: &r}
+		}
+	}
+	out := s.applyEntry(e, index)
+	if once {
+		s.remember(AppliedID{ID: e.ID, Index: index, Code: codeOf(out.err),
+			Status: out.result.Status, Persist: e.Persist,
+			More: len(out.result.Notices) > 0 || len(out.result.Aborts) > 0})
+	}
+	return out
+}
+
+// applyEntry applies e's change to the state.
+func (s *replicated) applyEntry(e *Entry, index uint64) applied {
 	if e.Persist {
 		s.lastPersist = index
 	}
@@ -215,6 +303,10 @@ type SnapshotData struct {
 	DecisionTerm uint64         `msgpack:"dterm,omitempty"`
 	LastPersist  uint64         `msgpack:"lp,omitempty"`
 	Volumes      []VolumeRecord `msgpack:"vols"`
+	// AppliedIDs are the remembered applied commands, oldest first; IDHorizon the index of
+	// the newest one forgotten.
+	AppliedIDs []AppliedID `msgpack:"ids,omitempty"`
+	IDHorizon  uint64      `msgpack:"idh,omitempty"`
 }
 
 // VolumeRecord is one volume in a snapshot.
@@ -225,8 +317,12 @@ type VolumeRecord struct {
 	State reservation.State `msgpack:"s"`
 }
 
-// maxSnapshotVolumes bounds the volumes a snapshot may hold.
-const maxSnapshotVolumes = 1 << 16
+// maxSnapshotVolumes bounds the volumes a snapshot may hold, maxSnapshotIDs its
+// applied-command records (restore keeps the newest appliedIDsKept).
+const (
+	maxSnapshotVolumes = 1 << 16
+	maxSnapshotIDs     = 1 << 16
+)
 
 // snapshot captures s.
 func (s *replicated) snapshot() *SnapshotData {
@@ -238,6 +334,10 @@ func (s *replicated) snapshot() *SnapshotData {
 		d.Volumes = append(d.Volumes, VolumeRecord{NGUID: k, Owner: r.owner, Index: r.index,
 			State: r.state.Clone()})
 	}
+	d.IDHorizon = s.horizon
+	for _, id := range s.order[s.head:] {
+		d.AppliedIDs = append(d.AppliedIDs, s.done[id])
+	}
 	return d
 }
 
@@ -245,10 +345,14 @@ func (s *replicated) snapshot() *SnapshotData {
 func (s *replicated) restore(d *SnapshotData) {
 	*s = replicated{name: d.Name, bgl: d.BGL, members: slices.Clone(d.Members),
 		incarnation: d.Incarnation, decisionTerm: d.DecisionTerm, lastPersist: d.LastPersist,
-		vols: make(map[[16]byte]*volume, len(d.Volumes))}
+		vols: make(map[[16]byte]*volume, len(d.Volumes)), done: map[EntryID]AppliedID{},
+		horizon: d.IDHorizon}
 	slices.SortFunc(s.members, func(a, b Member) int { return cmpU64(a.ID, b.ID) })
 	for _, v := range d.Volumes {
 		s.vols[v.NGUID] = &volume{state: v.State.Clone(), owner: v.Owner, index: v.Index}
+	}
+	for _, r := range d.AppliedIDs {
+		s.remember(r)
 	}
 }
 
@@ -263,6 +367,8 @@ func DecodeSnapshot(b []byte) (SnapshotData, error) {
 		return SnapshotData{}, fmt.Errorf("decode snapshot: version %d, want %d", d.Version, snapshotVersion)
 	case len(d.Volumes) > maxSnapshotVolumes:
 		return SnapshotData{}, fmt.Errorf("decode snapshot: %d volumes exceed %d", len(d.Volumes), maxSnapshotVolumes)
+	case len(d.AppliedIDs) > maxSnapshotIDs:
+		return SnapshotData{}, fmt.Errorf("decode snapshot: %d applied commands exceed %d", len(d.AppliedIDs), maxSnapshotIDs)
 	case len(d.Name) > maxNameLen:
 		return SnapshotData{}, fmt.Errorf("decode snapshot: group name longer than %d", maxNameLen)
 	}

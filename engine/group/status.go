@@ -71,8 +71,16 @@ type Counters struct {
 	// AdmittedPersistent and AdmittedOther count proposals the leader admitted.
 	AdmittedPersistent uint64 `json:"admitted_persistent"`
 	AdmittedOther      uint64 `json:"admitted_other"`
-	// Forwarded counts commands this node sent to the group leader.
+	// Forwarded counts commands this node sent to the group leader; Resent those it sent
+	// again to a new leader because the one it had asked was lost before answering.
 	Forwarded uint64 `json:"forwarded"`
+	Resent    uint64 `json:"resent"`
+	// AlreadyApplied counts commands the leader answered from the record of applied
+	// commands instead of proposing them (a re-sent command whose first copy committed);
+	// Duplicates counts log entries this node skipped at apply because their command had
+	// applied already (none, while every leader checks the record before proposing).
+	AlreadyApplied uint64 `json:"already_applied"`
+	Duplicates     uint64 `json:"duplicates"`
 }
 
 // count records a refusal.
