@@ -60,6 +60,7 @@ unit:
 	$(GO) test -count=1 -race -timeout $(UNIT_TIMEOUT) ./engine/reactor/... ./engine/mem/... \
 		./engine/bdev/... ./engine/nvmf/... ./engine/rpc/... ./engine/tcpconn/... \
 		./engine/reservation/... ./engine/probe/... ./engine/scsi/... ./engine/iscsi/... ./engine/group/... \
+		./engine/replication/... \
 		./cgo/...
 	$(GO) test -count=1 -tags invariants -timeout $(UNIT_TIMEOUT) ./engine/mem/... ./engine/bdev/... \
 		./engine/nvmf/...

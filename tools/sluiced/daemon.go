@@ -17,6 +17,7 @@ import (
 	"sluice/engine/mem"
 	"sluice/engine/nvmf"
 	"sluice/engine/reactor"
+	"sluice/engine/replication"
 	"sluice/engine/rpc"
 )
 
@@ -137,6 +138,7 @@ func start(o options, log *slog.Logger) (_ *daemon, err error) {
 	bdev.RegisterRPC(d.reg, d.bdevs, regionAllocator{d.domain})
 	crypt.RegisterRPC(d.reg, d.bdevs, crypt.Env{Mem: func(i int) *mem.Core { return cs[i] },
 		Control: d.group.Reactor(0), DataDir: o.dataDir})
+	replication.RegisterRPC(d.reg, d.bdevs, replication.Env{Mem: func(i int) *mem.Core { return cs[i] }, Control: d.group.Reactor(0), DataDir: o.dataDir, Logger: log})
 	nvmf.RegisterRPC(d.reg, d.target)
 	iscsi.RegisterRPC(d.reg, d.iscsi)
 	group.RegisterRPC(d.reg, d.resv.node)
