@@ -549,10 +549,11 @@ func (c *conn) handleTMF() {
 	w.maybeAnswer()
 }
 
-// findAbortable finds the session's task with the tag, on any of its connections.
+// findAbortable finds the session's task with the tag, on any of its connections,
+// including one whose Data-In and status are still being sent.
 func (c *conn) findAbortable(itt uint32) *task {
 	for _, x := range c.sess.conns {
-		if tk := x.taskByITT(itt); tk != nil && tk.phase != taskSending {
+		if tk := x.taskByITT(itt); tk != nil {
 			return tk
 		}
 	}
@@ -561,15 +562,28 @@ func (c *conn) findAbortable(itt uint32) *task {
 
 // abortTask ends one task on behalf of its own nexus: a write still receiving data is
 // dropped (later Data-Out for it is rejected, as in SPDK); one in the SCSI layer is
-// aborted there and answered by the TMF response alone.
+// aborted there and answered by the TMF response alone. One whose status is known and
+// whose Data-In is still going out completes: the response waits until the last of it
+// has gone, since nothing of a task may follow its TMF Response (RFC 7143 §11.5.1).
 func (c *conn) abortTask(tk *task, w *tmfWait) {
 	switch tk.phase {
 	case taskReceiving:
 		tk.finishAbandoned()
 	case taskExecuting:
+		c.waitForTask(tk, w)
+		c.sess.mc.Abort(&tk.st)
+	case taskSending:
+		c.waitForTask(tk, w)
+	}
+}
+
+// waitForTask holds the TMF response until the task's slot is freed. A task already
+// held by another TMF holds that one; this one then answers without it, which can only
+// happen when an initiator sends overlapping TMFs for one task.
+func (c *conn) waitForTask(tk *task, w *tmfWait) {
+	if tk.tmfWaiting == nil {
 		w.waiting++
 		tk.tmfWaiting = w
-		c.sess.mc.Abort(&tk.st)
 	}
 }
 
@@ -578,7 +592,7 @@ func (c *conn) abortLUNTasks(l *scsi.LU, w *tmfWait) {
 	for _, x := range c.sess.conns {
 		for i := range x.tasks {
 			tk := &x.tasks[i]
-			if tk.lu == l && (tk.phase == taskReceiving && !tk.abandon || tk.phase == taskExecuting) {
+			if tk.lu == l && (tk.phase == taskReceiving && !tk.abandon || tk.phase == taskExecuting || tk.phase == taskSending) {
 				x.abortTask(tk, w)
 			}
 		}
@@ -601,9 +615,8 @@ func (c *conn) resetLUN(l *scsi.LU, lun uint16, w *tmfWait) {
 	for _, x := range c.sess.conns {
 		for i := range x.tasks {
 			tk := &x.tasks[i]
-			if tk.lu == l && tk.phase == taskExecuting && tk.tmfWaiting == nil {
-				w.waiting++
-				tk.tmfWaiting = w
+			if tk.lu == l && (tk.phase == taskExecuting || tk.phase == taskSending) {
+				c.waitForTask(tk, w)
 			}
 		}
 	}

@@ -15,4 +15,15 @@
 // three-node group of daemons on 127.0.0.2-4 through the admission rule, failover and a
 // whole-group restart. resv_bench_test.go and group_test.go hold the reservation
 // benchmarks (`make bench-resv`).
+//
+// iSCSI lifecycle: lifecycle_iscsi_test.go drives the daemon's default volume (LUN 0
+// of iqn.2026-11.dev.sluice:vol0) through engine/iscsi/initiator with sixteen 4 KiB and
+// 64 KiB writes in flight, 20 to 60 rounds per event within a time budget: TCP RST,
+// logout, ABORT TASK, LUN RESET, session reinstatement, iscsi_delete_target_node and
+// recreation, CHECK CONDITION from an error bdev over a delay bdev on a second node,
+// SIGTERM (exit 0) and kill -9 with restarts. After every round a fresh session reads
+// back sector stamps (LBA, generation) against what was acknowledged, and
+// iscsi_get_connections must be empty. Across kill -9 only FUA writes count as
+// acknowledged: the file bdev's write cache is volatile until FUA or SYNCHRONIZE
+// CACHE, while SIGTERM's drain flushes every acknowledged write.
 package interop
