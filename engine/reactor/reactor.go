@@ -114,11 +114,16 @@ type Reactor struct {
 	epfd int
 	evfd int
 
-	busyNs     atomic.Uint64
-	idleNs     atomic.Uint64
-	iterations atomic.Uint64
-	sleeps     atomic.Uint64
-	npollers   atomic.Int64
+	busyNs      atomic.Uint64
+	idleNs      atomic.Uint64
+	iterations  atomic.Uint64
+	sleeps      atomic.Uint64
+	deepSleeps  atomic.Uint64
+	wakeups     atomic.Uint64
+	sleepNs     atomic.Uint64
+	epollPolls  atomic.Uint64
+	wakeSignals atomic.Uint64
+	npollers    atomic.Int64
 
 	pollers    []*Poller
 	timed      []*Poller
@@ -127,11 +132,16 @@ type Reactor struct {
 	freeTokens []int32
 	events     []unix.EpollEvent
 
-	base   time.Time
-	now    func() int64 // Config.Clock, or the monotonic clock since base
-	nowNs  int64
+	base  time.Time
+	now   func() int64 // Config.Clock, or the monotonic clock since base
+	nowNs int64
+	tid   atomic.Int32
+
+	// The wait policy's state (wait.go).
 	idleAt int64 // when the current idle run started; -1 while busy
-	tid    atomic.Int32
+	spunNs int64 // time spent polling in the current idle run, descheduling excluded
+	// waitFn blocks in epoll: epollWait, or a test's stand-in.
+	waitFn func(timeoutMs int, deep bool) (int, unix.Errno)
 }
 
 // New makes a reactor without starting its loop. Tests step it with PollOnce; the
@@ -162,6 +172,7 @@ func New(cfg Config) (*Reactor, error) {
 		base:    time.Now(),
 		idleAt:  -1,
 	}
+	r.waitFn = r.epollWait
 	r.now = cfg.Clock
 	if r.now == nil {
 		r.now = func() int64 { return int64(time.Since(r.base)) }
@@ -277,21 +288,11 @@ func (r *Reactor) PollOnce() bool {
 	r.iterations.Add(1)
 	if busy {
 		r.busyNs.Add(uint64(end - start))
-		r.idleAt = -1
+		r.idleAt, r.spunNs = -1, 0
 		return true
 	}
 	r.idleNs.Add(uint64(end - start))
-	if r.idleAt < 0 {
-		r.idleAt = start
-	}
-	switch r.cfg.Mode {
-	case ModeInterrupt:
-		r.sleep()
-	case ModeAdaptive:
-		if end-r.idleAt >= int64(r.cfg.IdleSpin) {
-			r.sleep()
-		}
-	}
+	r.idle(start, end)
 	return false
 }
 
@@ -339,6 +340,7 @@ func (r *Reactor) pendingMessages() bool {
 }
 
 func (r *Reactor) pollFDs() bool {
+	r.epollPolls.Add(1)
 	n, errno := sys.EpollPoll(r.epfd, r.events)
 	if errno != 0 || n <= 0 {
 		return false
@@ -357,36 +359,6 @@ func (r *Reactor) dispatch(n int) {
 	}
 }
 
-// sleep waits in epoll until an fd is ready, a message is sent, or the next timed
-// poller is due. The sleeping flag is raised before the last look at the ring, and
-// Send checks it after pushing, so one of the two always sees the other.
-func (r *Reactor) sleep() {
-	r.sleeping.Store(true)
-	if r.pendingMessages() || r.stopping.Load() {
-		r.sleeping.Store(false)
-		return
-	}
-	timeout := -1
-	if len(r.timed) > 0 {
-		wait := r.nextTimedDue() - r.clock()
-		if wait <= 0 {
-			r.sleeping.Store(false)
-			return
-		}
-		timeout = int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
-	}
-	start := r.clock()
-	n, _ := sys.EpollSleep(r.epfd, r.events, timeout)
-	r.sleeping.Store(false)
-	r.sleeps.Add(1)
-	r.nowNs = r.clock()
-	r.idleNs.Add(uint64(r.nowNs - start))
-	r.idleAt = -1
-	if n > 0 {
-		r.dispatch(n)
-	}
-}
-
 // Send queues fn(arg) to run on the reactor. Delivery is reliable and never blocks:
 // when the ring is full the message goes to an overflow list, and the messages of one
 // sender run in the order it sent them. It fails only once the reactor is stopping.
@@ -401,9 +373,7 @@ func (r *Reactor) Send(fn func(any), arg any) error {
 	if r.overflowN.Load() > 0 || !r.msgs.Push(m) {
 		r.pushOverflow(m)
 	}
-	if r.sleeping.Load() {
-		sys.SignalEventfd(r.evfd)
-	}
+	r.wake()
 	return nil
 }
 
@@ -498,9 +468,22 @@ type Stats struct {
 	BusyNs     uint64 `json:"busy_ns"`
 	IdleNs     uint64 `json:"idle_ns"`
 	Iterations uint64 `json:"iterations"`
+	// Sleeps counts waits in epoll_wait that could block, from the moment the
+	// reactor enters one; DeepSleeps those of them that let the Go scheduler take the
+	// reactor's P (wait.go). Wakeups counts the waits that ended because an fd was
+	// ready or a message was sent, rather than on a timer's timeout or a signal;
+	// SleepNs is the time spent in finished waits.
 	Sleeps     uint64 `json:"sleeps"`
-	Pollers    int    `json:"pollers"`
-	TID        int    `json:"tid"`
+	DeepSleeps uint64 `json:"deep_sleeps"`
+	Wakeups    uint64 `json:"wakeups"`
+	SleepNs    uint64 `json:"sleep_ns"`
+	// EpollPolls counts non-blocking epoll_wait calls: one per iteration.
+	EpollPolls uint64 `json:"epoll_polls"`
+	// WakeSignals counts eventfd writes by senders that found the reactor asleep:
+	// at most one per sleep.
+	WakeSignals uint64 `json:"wake_signals"`
+	Pollers     int    `json:"pollers"`
+	TID         int    `json:"tid"`
 	// Overflowed counts messages that found the ring full and took the overflow
 	// list: nonzero means the ring is too small for the bursts it gets.
 	Overflowed uint64 `json:"overflowed_msgs"`
@@ -512,6 +495,8 @@ func (r *Reactor) Stats() Stats {
 		ID: r.cfg.ID, Core: r.cfg.Core, Mode: r.cfg.Mode.String(),
 		BusyNs: r.busyNs.Load(), IdleNs: r.idleNs.Load(),
 		Iterations: r.iterations.Load(), Sleeps: r.sleeps.Load(),
+		DeepSleeps: r.deepSleeps.Load(), Wakeups: r.wakeups.Load(), SleepNs: r.sleepNs.Load(),
+		EpollPolls: r.epollPolls.Load(), WakeSignals: r.wakeSignals.Load(),
 		Pollers: int(r.npollers.Load()), TID: r.TID(),
 		Overflowed: r.overflowed.Load(),
 	}

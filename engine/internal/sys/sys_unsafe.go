@@ -69,11 +69,33 @@ func EpollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 }
 
 // EpollSleep waits up to timeoutMs for events (-1: forever). It goes through the
-// scheduler's syscall entry so that a sleeping reactor releases its P.
+// scheduler's syscall entry, so that the runtime may hand the caller's P to other
+// goroutines while it sleeps (sysmon retakes it after a tick, 20 µs to 10 ms) and a
+// stop-the-world need not wait for it. The price is paid on wake-up: a P retaken must
+// be reacquired, and the retake resets sysmon to polling every 20 µs. Reactors use it
+// only for long idle sleeps.
 //
 // Preconditions: len(events) > 0.
 func EpollSleep(epfd int, events []unix.EpollEvent, timeoutMs int) (int, unix.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
+// EpollNap waits up to timeoutMs for events without telling the scheduler: the caller
+// keeps its P, so waking costs no more than the kernel's wake-up, and sysmon neither
+// retakes the P nor starts polling fast. The wait is still interruptible: a preemption
+// request (sysmon's, or a stop-the-world's) is a signal, which ends epoll_pwait with
+// EINTR, and the caller is preempted at its next function call.
+//
+// Preconditions: len(events) > 0; 0 <= timeoutMs and small (a few milliseconds), since
+// with asynchronous preemption off (GODEBUG=asyncpreemptoff=1) nothing cuts the nap
+// short and a stop-the-world waits for it to end.
+func EpollNap(epfd int, events []unix.EpollEvent, timeoutMs int) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeoutMs), 0, 0)
 	if e != 0 {
 		return 0, e
