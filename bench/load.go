@@ -2,93 +2,247 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net"
 	"runtime"
-	"sort"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"sluice/engine/nvmf/host"
 )
 
-// Result is one measured run.
-type Result struct {
-	Target    string        `json:"target"` // "sluice" or "raw-limit"
-	Mode      string        `json:"mode"`   // reactor poll mode; "busy-spin" for the limit
-	QD        int           `json:"qd"`
-	Rep       int           `json:"rep"` // repetition: runs of one rep ran back to back
-	IOs       uint64        `json:"ios"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
-	IOPS      float64       `json:"iops"`
-	P50       time.Duration `json:"p50_ns"`
-	P99       time.Duration `json:"p99_ns"`
-	ServerCPU time.Duration `json:"server_cpu_ns"` // target process user+system time in the window
+// InitiatorGo names the project's own NVMe/TCP initiator in reports.
+const InitiatorGo = "sluice-go (busy-poll)"
+
+// NVMeLoad is the Go initiator set up against one namespace: an association with one
+// busy-polling I/O queue per connection, a buffer per tag, and the namespace geometry
+// read from Identify Namespace. Everything the load loop touches is allocated here.
+type NVMeLoad struct {
+	ctrl    *host.Controller
+	qs      []*host.IOQueue
+	bufs    [][][]byte // [queue][tag]
+	comps   []host.Completion
+	nsid    uint32
+	LBASize int    // from Identify Namespace (FLBAS → LBADS)
+	NSZE    uint64 // namespace size in LBAs
+	MaxQD   int    // largest QD a queue accepts (its size less one)
+
+	w      Workload
+	qd     int
+	nlb    uint32
+	slots  uint64   // I/O-sized slots in the namespace
+	cursor []uint64 // sequential position per queue
+	rng    rng
+
+	hist      *hdrhistogram.Histogram
+	measuring bool
+	ios, errs uint64
+	idleNs    int64 // measured time spent in rounds that completed nothing
 }
 
-// CPUPerMillion is the target's CPU seconds per million I/Os.
-func (r Result) CPUPerMillion() float64 {
-	if r.IOs == 0 {
-		return 0
-	}
-	return r.ServerCPU.Seconds() / float64(r.IOs) * 1e6
-}
-
-// Load describes one run.
-type Load struct {
-	QD       int
-	Warmup   time.Duration
-	Duration time.Duration
-	// Blocks is how many 4 KiB blocks reads are spread over.
-	Blocks uint64
-	// ClientCPU pins the load generator's thread; -1 leaves it alone.
-	ClientCPU int
-	// ServerPID is sampled for CPU time during the measured window.
-	ServerPID int
-}
-
-// latencies collects per-I/O latencies into a preallocated slice: recording is an
-// index increment, so the client adds no garbage per I/O.
-type latencies struct {
-	v []time.Duration
-	n int
-}
-
-func newLatencies(max int) *latencies { return &latencies{v: make([]time.Duration, max)} }
-
-func (l *latencies) add(d time.Duration) {
-	if l.n < len(l.v) {
-		l.v[l.n] = d
-		l.n++
-	}
-}
-
-func (l *latencies) quantiles() (p50, p99 time.Duration) {
-	s := l.v[:l.n]
-	if len(s) == 0 {
-		return 0, 0
-	}
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)*50/100], s[len(s)*99/100]
-}
-
-func pinClient(cpu int) (func(), error) {
-	runtime.LockOSThread()
-	if cpu < 0 {
-		return runtime.UnlockOSThread, nil
-	}
-	var old unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
+// DialNVMe connects conns I/O queues to nsid of subnqn at addr and switches them to
+// busy polling. The host NQN is this machine's default one, as nvme-cli's would be.
+func DialNVMe(ctx context.Context, addr, subnqn string, nsid uint32, conns int) (*NVMeLoad, error) {
+	// SPDK's target puts SQID 0 in every completion; the Linux host does not look.
+	ctrl, err := host.Connect(ctx, addr, subnqn, host.Options{DisableSQFlow: true,
+		QueueSize: host.MaxQueueSize, NumIOQueues: conns, KATO: -1, AcceptAnySQID: true})
+	if err != nil {
 		return nil, err
 	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("pin client to cpu %d: %w", cpu, err)
+	l := &NVMeLoad{ctrl: ctrl, nsid: nsid, rng: rng(0x9E3779B97F4A7C15)}
+	if err := l.identify(ctx); err != nil {
+		ctrl.Close()
+		return nil, err
 	}
-	return func() { _ = unix.SchedSetaffinity(0, &old); runtime.UnlockOSThread() }, nil
+	for range conns {
+		q, err := ctrl.NewIOQueue(ctx)
+		if err == nil {
+			err = q.BusyPoll()
+		}
+		if err != nil {
+			ctrl.Close()
+			return nil, fmt.Errorf("i/o queue %d of %d: %w", len(l.qs)+1, conns, err)
+		}
+		l.qs = append(l.qs, q)
+	}
+	l.MaxQD = l.qs[0].Size() - 1
+	return l, nil
+}
+
+func (l *NVMeLoad) identify(ctx context.Context) error {
+	ns, err := l.ctrl.IdentifyNamespace(ctx, l.nsid)
+	if err != nil {
+		return fmt.Errorf("identify namespace %d: %w", l.nsid, err)
+	}
+	l.LBASize, l.NSZE = int(ns.BlockSize()), ns.NSZE
+	if l.LBASize < 512 || l.NSZE == 0 {
+		return fmt.Errorf("namespace %d: %d blocks of %d bytes", l.nsid, l.NSZE, l.LBASize)
+	}
+	return nil
+}
+
+// Close ends the association.
+func (l *NVMeLoad) Close() error { return l.ctrl.Close() }
+
+// prepare sizes buffers and counters for one point.
+func (l *NVMeLoad) prepare(w Workload, qd int) error {
+	if qd > l.MaxQD {
+		return fmt.Errorf("qd %d above the queue's %d", qd, l.MaxQD)
+	}
+	if w.BlockSize%l.LBASize != 0 {
+		return fmt.Errorf("%s: %d-byte I/Os on %d-byte blocks", w.Name, w.BlockSize, l.LBASize)
+	}
+	l.w, l.qd = w, qd
+	l.nlb = uint32(w.BlockSize / l.LBASize)
+	l.slots = l.NSZE / uint64(l.nlb)
+	if l.slots == 0 {
+		return fmt.Errorf("namespace of %d blocks is smaller than one %s I/O", l.NSZE, w.Name)
+	}
+	l.bufs = make([][][]byte, len(l.qs))
+	for i := range l.bufs {
+		l.bufs[i] = make([][]byte, qd)
+		for t := range l.bufs[i] {
+			l.bufs[i][t] = make([]byte, w.BlockSize)
+		}
+	}
+	l.cursor = make([]uint64, len(l.qs))
+	for i := range l.cursor {
+		l.cursor[i] = uint64(i) * l.slots / uint64(len(l.qs))
+	}
+	l.comps = make([]host.Completion, qd)
+	l.hist = newHist()
+	l.measuring, l.ios, l.errs, l.idleNs = false, 0, 0, 0
+	return nil
+}
+
+// submit starts the next I/O of the workload under tag on queue qi.
+func (l *NVMeLoad) submit(qi int, tag uint16) error {
+	var slot uint64
+	if l.w.Seq {
+		slot = l.cursor[qi]
+		l.cursor[qi] = (slot + 1) % l.slots
+	} else {
+		slot = l.rng.next() % l.slots
+	}
+	lba := slot * uint64(l.nlb)
+	buf := l.bufs[qi][tag]
+	if l.w.ReadPct == 100 || (l.w.ReadPct > 0 && int(l.rng.next()%100) < l.w.ReadPct) {
+		return l.qs[qi].SubmitRead(l.nsid, lba, l.nlb, buf, tag)
+	}
+	return l.qs[qi].SubmitWrite(l.nsid, lba, l.nlb, buf, false, tag)
+}
+
+// round polls every queue once, records what completed and resubmits it. It is the
+// load loop's body and allocates nothing.
+func (l *NVMeLoad) round(resubmit bool) (int, error) {
+	total := 0
+	for qi, q := range l.qs {
+		n, err := q.Poll(l.comps)
+		if err != nil {
+			return total, err
+		}
+		for _, c := range l.comps[:n] {
+			if l.measuring {
+				l.ios++
+				recordNs(l.hist, int64(c.Latency))
+				if !c.Status.Success() {
+					l.errs++
+				}
+			}
+			if resubmit {
+				if err := l.submit(qi, c.Tag); err != nil {
+					return total, err
+				}
+			}
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Run drives one point: QD I/Os in flight on each queue for the warm-up, then the
+// measured window; pid is the target process whose CPU time is sampled.
+//
+// Preconditions: the calling goroutine has the OS thread to itself (Run locks it);
+// the process is pinned away from the target's cores.
+func (l *NVMeLoad) Run(ctx context.Context, w Workload, qd int, tm Timing, pid int) (Sample, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := l.prepare(w, qd); err != nil {
+		return Sample{}, err
+	}
+	for qi := range l.qs {
+		for t := range qd {
+			if err := l.submit(qi, uint16(t)); err != nil {
+				return Sample{}, err
+			}
+		}
+	}
+	s, err := l.loop(ctx, tm, pid)
+	if derr := l.drain(); err == nil {
+		err = derr
+	}
+	s.Latency = summarize(l.hist)
+	s.finish(w.BlockSize)
+	return s, err
+}
+
+// loop runs rounds until the window closes. The clock is read once per round.
+func (l *NVMeLoad) loop(ctx context.Context, tm Timing, pid int) (Sample, error) {
+	var s Sample
+	start := time.Now()
+	measureAt, end := start.Add(tm.Warmup), start.Add(tm.Warmup+tm.Duration)
+	var t0 time.Time
+	var cpu0 time.Duration
+	prev := start
+	for i := 0; ; i++ {
+		n, err := l.round(true)
+		if err != nil {
+			return s, err
+		}
+		now := time.Now()
+		if l.measuring && n == 0 {
+			l.idleNs += int64(now.Sub(prev))
+		}
+		prev = now
+		if !l.measuring && !now.Before(measureAt) {
+			l.measuring, t0, cpu0 = true, now, processCPU(pid)
+		}
+		if !now.Before(end) {
+			s.ElapsedNs = int64(now.Sub(t0))
+			s.TargetCPUNs = int64(processCPU(pid) - cpu0)
+			break
+		}
+		if i%4096 == 0 && ctx.Err() != nil {
+			return s, ctx.Err()
+		}
+	}
+	s.IOs, s.Errors = l.ios, l.errs
+	s.InitiatorIdle = float64(l.idleNs) / float64(max(s.ElapsedNs, 1))
+	l.measuring = false
+	return s, nil
+}
+
+// drain lets every queue's outstanding I/O complete, so that the next point starts
+// clean, within a bound.
+func (l *NVMeLoad) drain() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := 0
+		for _, q := range l.qs {
+			out += q.Outstanding()
+		}
+		if out == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("i/o still outstanding 30 s after the run")
+		}
+		if _, err := l.round(false); err != nil {
+			return err
+		}
+	}
 }
 
 // rng is xorshift64*: random LBAs without the math/rand lock or allocation.
@@ -101,173 +255,4 @@ func (r *rng) next() uint64 {
 	x ^= x >> 27
 	*r = rng(x)
 	return x * 2685821657736338717
-}
-
-// window is the measured part of a run: it starts after the warm-up, ends after the
-// duration, records latencies in between and samples the target's CPU time at both
-// ends.
-type window struct {
-	l         Load
-	measureAt time.Time
-	end       time.Time
-	measuring bool
-	t0        time.Time
-	cpu0      time.Duration
-	ios       uint64
-	lat       *latencies
-}
-
-func newWindow(l Load) *window {
-	now := time.Now()
-	return &window{l: l, measureAt: now.Add(l.Warmup), end: now.Add(l.Warmup + l.Duration), lat: newLatencies(8 << 20)}
-}
-
-// record counts one completed I/O.
-func (w *window) record(d time.Duration) {
-	if w.measuring {
-		w.ios++
-		w.lat.add(d)
-	}
-}
-
-// tick moves the window along and reports whether the run is over.
-func (w *window) tick(now time.Time) bool {
-	if !w.measuring && now.After(w.measureAt) {
-		w.measuring, w.t0 = true, now
-		w.cpu0 = processCPU(w.l.ServerPID)
-	}
-	return now.After(w.end)
-}
-
-func (w *window) result(target, mode string, now time.Time) Result {
-	r := Result{Target: target, Mode: mode, QD: w.l.QD, IOs: w.ios, Elapsed: now.Sub(w.t0)}
-	r.ServerCPU = processCPU(w.l.ServerPID) - w.cpu0
-	r.IOPS = float64(w.ios) / r.Elapsed.Seconds()
-	r.P50, r.P99 = w.lat.quantiles()
-	return r
-}
-
-// RunNVMe drives 4 KiB random reads through one NVMe/TCP I/O queue with the Go
-// initiator (SQ flow control disabled, so the target may answer with C2H SUCCESS,
-// as Linux's connect-all would arrange).
-func RunNVMe(ctx context.Context, addr, subnqn string, l Load) (Result, error) {
-	unpin, err := pinClient(l.ClientCPU)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unpin()
-	ctrl, err := host.Connect(ctx, addr, subnqn, host.Options{DisableSQFlow: true, QueueSize: max(l.QD+1, 32),
-		NumIOQueues: 1})
-	if err != nil {
-		return Result{}, err
-	}
-	defer ctrl.Close()
-	q, err := ctrl.NewIOQueue(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	bufs := make([][]byte, l.QD)
-	for i := range bufs {
-		bufs[i] = make([]byte, 4096)
-	}
-	tags := make([]uint16, l.QD) // slot → buffer index
-	r := rng(0x9E3779B97F4A7C15)
-	submit := func(i int) error {
-		lba := r.next() % l.Blocks
-		return q.SubmitRead(1, lba, 1, bufs[i], uint16(i))
-	}
-	for i := 0; i < l.QD; i++ {
-		if err := submit(i); err != nil {
-			return Result{}, err
-		}
-		tags[i] = uint16(i)
-	}
-	comps := make([]host.Completion, l.QD)
-	w := newWindow(l)
-	for {
-		n, err := q.Reap(comps)
-		if err != nil {
-			return Result{}, fmt.Errorf("reap: %w", err)
-		}
-		for _, c := range comps[:n] {
-			if !c.Status.Success() {
-				return Result{}, fmt.Errorf("read failed: %v", c.Status)
-			}
-			w.record(c.Latency)
-		}
-		if now := time.Now(); w.tick(now) {
-			res := w.result("sluice", "", now)
-			// Let the queue drain before closing.
-			for q.Outstanding() > 0 {
-				if _, err := q.Reap(comps); err != nil {
-					break
-				}
-			}
-			return res, nil
-		}
-		for _, c := range comps[:n] {
-			if err := submit(int(c.Tag) % l.QD); err != nil {
-				return Result{}, err
-			}
-		}
-	}
-}
-
-// RunRaw drives the raw-socket limit server with the same pipelining: QD requests of
-// 72 bytes in flight, each answered by 4 KiB, in order.
-func RunRaw(ctx context.Context, addr string, l Load) (Result, error) {
-	unpin, err := pinClient(l.ClientCPU)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unpin()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return Result{}, err
-	}
-	defer conn.Close()
-	_ = conn.(*net.TCPConn).SetNoDelay(true)
-	req := make([]byte, RawReqSize*l.QD)
-	in := make([]byte, RawRespSize*l.QD)
-	sent := make([]time.Time, l.QD) // FIFO of submit times
-	head, tail := 0, 0
-	for i := 0; i < l.QD; i++ {
-		sent[tail%l.QD] = time.Now()
-		tail++
-	}
-	if _, err := conn.Write(req); err != nil {
-		return Result{}, err
-	}
-	w := newWindow(l)
-	partial := 0
-	for {
-		n, err := conn.Read(in[partial:])
-		if err != nil {
-			if err == io.EOF {
-				return Result{}, fmt.Errorf("raw server closed the connection")
-			}
-			return Result{}, err
-		}
-		now := time.Now()
-		total := partial + n
-		done := total / RawRespSize
-		partial = total % RawRespSize
-		for i := 0; i < done; i++ {
-			w.record(now.Sub(sent[head%l.QD]))
-			head++
-		}
-		if w.tick(now) {
-			return w.result("raw-limit", "busy-spin", now), nil
-		}
-		if done > 0 {
-			for i := 0; i < done; i++ {
-				sent[tail%l.QD] = now
-				tail++
-			}
-			if _, err := conn.Write(req[:done*RawReqSize]); err != nil {
-				return Result{}, err
-			}
-		}
-	}
 }
