@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -46,7 +48,7 @@ func freeBaseHost(t testing.TB) uint16 {
 
 // localPair starts A and B on the host's loopback, B listening for A, and on A one
 // replica volume per mode, each exported over NVMe/TCP.
-func localPair(t *testing.T, modes ...string) (a, b *daemon, nvmfPort int) {
+func localPair(t testing.TB, modes ...string) (a, b *daemon, nvmfPort int) {
 	t.Helper()
 	needTraceRoot(t)
 	a, b = newDaemonIn(t, "", ""), newDaemonIn(t, "", "")
@@ -73,7 +75,7 @@ func localPair(t *testing.T, modes ...string) (a, b *daemon, nvmfPort int) {
 	return a, b, nvmfPort
 }
 
-func replSeries(t *testing.T, snap bpf.Snapshot, kind bpf.Kind, vol, peer string) bpf.Series {
+func replSeries(t testing.TB, snap bpf.Snapshot, kind bpf.Kind, vol, peer string) bpf.Series {
 	t.Helper()
 	for _, s := range snap.Series {
 		if s.Kind == kind && s.Volume == vol && s.Peer == peer {
@@ -169,4 +171,75 @@ func write4K(t *testing.T, q *host.IOQueue, n int, lba uint64) {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
+}
+
+// BenchmarkTraceReplicationOverhead measures, in one pair of daemons and one run, what
+// attaching the tracer costs replicated writes: 4 KiB writes at queue depth 32 to a
+// synchronously replicated file volume on A (each write acknowledged once B has it),
+// the initiator busy-polling on cpu 1. Rounds cycle detached → replication sites only
+// (every frame, unsampled, as sluicetrace -repl attaches them) → replication and I/O
+// sites (I/O sampled 1 in 64, sluicetrace's default), so that drift on this shared
+// machine spreads over all three, and the medians are reported: IOPS, and daemon A's
+// CPU time per write. Run it with
+//
+//	go test -run NONE -bench TraceReplicationOverhead -benchtime 1x ./tools/interop
+func BenchmarkTraceReplicationOverhead(b *testing.B) {
+	a, _, port := localPair(b, "sync")
+	pid := a.cmd.Process.Pid
+	const nqn = "nqn.2026-11.dev.sluice:trace-vol0"
+	_, q := connectNVMe(b, "", "127.0.0.1:"+strconv.Itoa(port), nqn)
+	if err := q.BusyPoll(); err != nil {
+		b.Fatal(err)
+	}
+	pinTo(b, 1)
+	defer runtime.UnlockOSThread()
+	const rounds, qd, span = 7, 32, 2 * time.Second
+	type mode struct {
+		name string
+		opts *bpf.Options
+	}
+	modes := []mode{{"detached", nil},
+		{"repl", &bpf.Options{Repl: true, SampleRepl: 1}},
+		{"repl+io64", &bpf.Options{Repl: true, IO: true, SampleRepl: 1, SampleIO: 64}}}
+	iops, cpu := map[string][]float64{}, map[string][]float64{}
+	loadIOPSBlocks(b, q, 1, qd, span/2, 1) // warm up (4 KiB blocks)
+	a.waitInSync("vol0", time.Minute)
+	for range rounds {
+		for _, m := range modes {
+			var tr *bpf.Tracer
+			var err error
+			if m.opts != nil {
+				if tr, err = bpf.Attach(pid, *m.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c0 := daemonCPUNs(b, pid)
+			v := loadIOPSBlocks(b, q, 1, qd, span, 1)
+			iops[m.name] = append(iops[m.name], v)
+			cpu[m.name] = append(cpu[m.name], float64(daemonCPUNs(b, pid)-c0)/(v*span.Seconds()))
+			if tr != nil {
+				snap, err := tr.Snapshot()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s := replSeries(b, snap, bpf.KindRepl, "vol0", "pab"); s.Count == 0 {
+					b.Fatalf("tracer (%s) saw no replicated frame", m.name)
+				}
+				tr.Close()
+			}
+		}
+	}
+	med := func(v []float64) float64 {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	for _, m := range modes {
+		b.Logf("%-9s IOPS per round %.0f; daemon A CPU ns per write %.0f", m.name, iops[m.name], cpu[m.name])
+		b.ReportMetric(med(iops[m.name]), "iops-"+m.name)
+		b.ReportMetric(med(cpu[m.name]), "cpu-ns/io-"+m.name)
+	}
+	b.ReportMetric(med(iops["repl"])/med(iops["detached"]), "ratio-repl")
+	b.ReportMetric(med(iops["repl+io64"])/med(iops["detached"]), "ratio-repl+io64")
+	b.ReportMetric(0, "ns/op")
 }

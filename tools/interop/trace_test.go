@@ -255,15 +255,21 @@ func pinTo(tb testing.TB, cpu int) {
 	}
 }
 
-// loadIOPS keeps qd 4 KiB writes in flight on nsid for d and returns the IOPS.
+// loadIOPS keeps qd 4 KiB writes in flight on nsid (512-byte blocks) for d and returns
+// the IOPS.
 //
 // Preconditions: q busy-polls, nothing in flight, on the calling (pinned) goroutine.
 func loadIOPS(tb testing.TB, q *host.IOQueue, nsid uint32, qd int, d time.Duration) float64 {
+	return loadIOPSBlocks(tb, q, nsid, qd, d, 8)
+}
+
+// loadIOPSBlocks is loadIOPS on a namespace whose 4 KiB is blocks blocks.
+func loadIOPSBlocks(tb testing.TB, q *host.IOQueue, nsid uint32, qd int, d time.Duration, blocks uint32) float64 {
 	tb.Helper()
 	buf := make([]byte, 4096)
 	cs := make([]host.Completion, qd)
 	for tag := 0; tag < qd; tag++ {
-		if err := q.SubmitWrite(nsid, uint64(tag*8), 8, buf, false, uint16(tag)); err != nil {
+		if err := q.SubmitWrite(nsid, uint64(tag)*uint64(blocks), blocks, buf, false, uint16(tag)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -282,7 +288,7 @@ func loadIOPS(tb testing.TB, q *host.IOQueue, nsid uint32, qd int, d time.Durati
 				tb.Fatalf("write: %v", c.Status)
 			}
 			if !stop {
-				if err := q.SubmitWrite(nsid, uint64(c.Tag)*8, 8, buf, false, c.Tag); err != nil {
+				if err := q.SubmitWrite(nsid, uint64(c.Tag)*uint64(blocks), blocks, buf, false, c.Tag); err != nil {
 					tb.Fatal(err)
 				}
 			}
