@@ -127,6 +127,11 @@ func (a *adminQueue) enableAER() error {
 // connection's end. A command that times out is abandoned: its slot is freed when (if)
 // the completion arrives.
 func (a *adminQueue) exec(ctx context.Context, timeout time.Duration, build func(*nvme.SQE), data []byte) (nvme.CQE, error) {
+	// A context already done sends nothing: otherwise a fast target's completion
+	// races the cancellation and the caller cannot tell whether it acted.
+	if err := ctx.Err(); err != nil {
+		return nvme.CQE{}, err
+	}
 	a.mu.Lock()
 	if a.q.err != nil {
 		a.mu.Unlock()
