@@ -238,6 +238,8 @@ func (r *Reactor) Start() error {
 func (r *Reactor) run() {
 	defer close(r.stopped)
 	defer r.closeFDs()
+	running.Add(1)
+	defer running.Add(-1)
 	for !r.stopping.Load() {
 		r.PollOnce()
 	}

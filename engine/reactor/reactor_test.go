@@ -228,7 +228,9 @@ func TestSendAfterStop(t *testing.T) {
 // TestSendOverflowKeepsEveryMessageInOrder: a full ring never loses a message, and
 // each sender's messages run in the order it sent them, whichever path each took.
 func TestSendOverflowKeepsEveryMessageInOrder(t *testing.T) {
-	r, err := New(Config{Core: -1, RingSize: 4})
+	// Busy mode: the loop below steps the reactor once more after the senders are
+	// done, and an adaptive reactor with no timed poller may then wait forever.
+	r, err := New(Config{Core: -1, RingSize: 4, Mode: ModeBusy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +284,7 @@ func TestSendOverflowKeepsEveryMessageInOrder(t *testing.T) {
 // TestSendFromMessageDuringOverflow: a message that sends to its own reactor while the
 // overflow list is in use is queued behind it, not lost and not run inline.
 func TestSendFromMessageDuringOverflow(t *testing.T) {
-	r, err := New(Config{Core: -1, RingSize: 2})
+	r, err := New(Config{Core: -1, RingSize: 2, Mode: ModeBusy}) // stepped: never wait
 	if err != nil {
 		t.Fatal(err)
 	}

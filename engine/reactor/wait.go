@@ -1,6 +1,8 @@
 package reactor
 
 import (
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +32,14 @@ import (
 //     reactor. Waking then costs reacquiring a P, and every retake sets sysmon polling
 //     every 20 µs for a millisecond or more, on whichever core it lands. Deep sleeps
 //     serve what is left of a long idle run: a quiet host, keep-alives, timed pollers.
+//
+// A nap holds a P, and a goroutine that needs one waits until the nap ends or sysmon
+// preempts it (10 ms). That is harmless while the process has a P to spare for
+// everything that is not a reactor, and a stall otherwise: with as many running
+// reactors as GOMAXPROCS (or GOMAXPROCS lowered under them, as testing.AllocsPerRun
+// does), naps would starve the RPC server, the tunnels and the tests' own goroutines.
+// So a reactor naps only while GOMAXPROCS exceeds the number of running reactor
+// loops, and otherwise sleeps deeply at once.
 //
 // A wait that ends without an fd or message (a timed poller's timeout, a signal)
 // continues the idle run: the reactor runs its timed pollers and, if they found
@@ -83,7 +93,7 @@ func (r *Reactor) wait() {
 			return
 		}
 	}
-	deep := start-r.idleAt >= napWindowNs
+	deep := start-r.idleAt >= napWindowNs || !spareP()
 	if !deep {
 		nap := napWindowNs - (start - r.idleAt)
 		if timeoutNs < 0 || nap < timeoutNs {
@@ -106,6 +116,15 @@ func (r *Reactor) wait() {
 	r.idleAt, r.spunNs = -1, 0
 	r.dispatch(n)
 }
+
+// running counts the reactor loops running in the process (Start's goroutines; a
+// reactor stepped by hand with PollOnce is not counted).
+var running atomic.Int32
+
+// spareP reports whether the process has a P beyond those its running reactors may
+// hold while napping. GOMAXPROCS(0) takes the scheduler's lock: a few tens of
+// nanoseconds, paid once per wait, which is a system call anyway.
+func spareP() bool { return runtime.GOMAXPROCS(0) > int(running.Load()) }
 
 // epollWait is the reactor's waitFn: a nap or a deep sleep in its epoll instance.
 func (r *Reactor) epollWait(timeoutMs int, deep bool) (int, unix.Errno) {

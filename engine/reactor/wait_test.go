@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -244,5 +245,26 @@ func TestNapWakesOnSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-ran // a lost wake-up hangs here until the test's deadline
+	}
+}
+
+// TestNoNapWithoutSpareP: with as many running reactor loops as GOMAXPROCS, a reactor
+// sleeps deeply from its first wait, giving its P back: a nap would hold the only P
+// that other goroutines could run on (testing.AllocsPerRun runs on one P, and the
+// iSCSI allocation test took 26 s of 10 ms naps before this rule).
+func TestNoNapWithoutSpareP(t *testing.T) {
+	g := newWaitRig(t, ModeAdaptive, 100*time.Microsecond)
+	g.r.AddTimedPoller("tick", time.Second, func() bool { return false }) // bounds each wait
+	g.idleUntilWait(1000)
+	if w := g.waits[len(g.waits)-1]; w.deep {
+		t.Fatalf("first wait of an idle run with a spare P: %+v, want a nap", w)
+	}
+	g.r.idleAt, g.r.spunNs = -1, 0 // a new idle run
+	procs := runtime.GOMAXPROCS(0)
+	running.Add(int32(procs))
+	defer running.Add(-int32(procs))
+	g.idleUntilWait(1000)
+	if w := g.waits[len(g.waits)-1]; !w.deep {
+		t.Fatalf("first wait with %d running reactors and GOMAXPROCS %d: %+v, want a deep sleep", procs, procs, w)
 	}
 }
