@@ -138,5 +138,7 @@ func (c contention) share() float64 {
 		return -1
 	}
 	foreign := (busy - c.busy0) - (ours - c.ours)
-	return max(0, float64(foreign)/float64(wall*time.Duration(len(c.cores))))
+	// /proc counts in clock ticks (10 ms): over a short window one tick more or less
+	// can make the share overshoot either bound, and a share of time is a fraction.
+	return min(1, max(0, float64(foreign)/float64(wall*time.Duration(len(c.cores)))))
 }
