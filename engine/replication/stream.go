@@ -43,6 +43,10 @@ type stream struct {
 	dead     bool               // +checklocks:mu
 	err      error              // +checklocks:mu
 	inflight map[uint64]*record // +checklocks:mu
+	// writing is the record whose frame send is writing: its buffer is being read, so
+	// die leaves it (orphaned) for send to fail once the write is over.
+	writing  *record // +checklocks:mu
+	orphaned bool    // +checklocks:mu
 	died     chan struct{}
 }
 
@@ -231,20 +235,35 @@ func (v *volume) decideSync(st Frame) (full, fresh bool) {
 // send writes rec's frame, tracking it for its ack. It reports false when the stream
 // is already dead (the caller fails rec); a write error kills the stream, which fails
 // rec with everything else in flight.
+//
+// rec is in flight (an ack may match it) before its frame is written, and its buffer is
+// read while the frame is written: a stream dying meanwhile (the reader's error, a
+// delete) must not retire rec, which frees that buffer, under the write. die leaves
+// the record being written to send, which fails it afterwards. An ack cannot come
+// before the frame has left: by then the write no longer reads the buffer.
 func (s *stream) send(rec *record) bool {
+	f := Frame{Type: rec.kind, Seq: rec.seq, Offset: rec.off, Flags: rec.flags, Epoch: rec.epoch}
+	if rec.kind == FrameWrite {
+		f.Data = rec.data()
+	}
 	s.mu.Lock()
 	if s.dead {
 		s.mu.Unlock()
 		return false
 	}
 	s.inflight[rec.seq] = rec
+	s.writing = rec
 	s.mu.Unlock()
-	f := Frame{Type: rec.kind, Seq: rec.seq, Offset: rec.off, Flags: rec.flags, Epoch: rec.epoch}
-	if rec.kind == FrameWrite {
-		f.Data = rec.data()
-	}
 	var err error
 	s.scratch, err = writeFrame(s.w, s.scratch, &f)
+	s.mu.Lock()
+	s.writing = nil
+	orphaned := s.orphaned
+	s.orphaned = false
+	s.mu.Unlock()
+	if orphaned {
+		s.v.retire(rec, true)
+	}
 	if err != nil {
 		s.die(err)
 		return true
@@ -309,6 +328,10 @@ func (s *stream) die(err error) {
 	s.err = err
 	recs := make([]*record, 0, len(s.inflight))
 	for _, rec := range s.inflight {
+		if rec == s.writing {
+			s.orphaned = true // send fails it when its write is over
+			continue
+		}
 		recs = append(recs, rec)
 	}
 	clear(s.inflight)
