@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/engine/iscsi"
 	"sluice/engine/mem"
 	"sluice/engine/nvmf"
 	"sluice/engine/nvmf/host"
@@ -229,6 +230,9 @@ func TestLifecycleUnderWriteLoad(t *testing.T) {
 		var bdevs []map[string]any
 		d.call("bdev_get_bdevs", map[string]string{"name": "vol0"}, &bdevs)
 		params := bdevs[0]["driver_specific"]
+		// The default config also exports vol0 over iSCSI, whose claim keeps the bdev
+		// from being deleted (-16): this event is NVMe's namespace removal alone.
+		d.call("iscsi_delete_target_node", iscsi.NameParams{Name: iscVol0}, nil)
 		for round := 0; round < lifecycleRounds; round++ {
 			l := connectLoaded(t, d, 2, host.Options{})
 			d.call("nvmf_subsystem_remove_ns", map[string]any{"nqn": defaultNQN, "nsid": 1}, nil)

@@ -199,7 +199,8 @@ func TestLinuxNVMeTCPHost(t *testing.T) {
 		out := h.run("nvme id-ctrl /dev/" + ctrl)
 		for _, want := range []string{`mn +: sluice`, `sn +: ` + nvmf.DeriveSerial(defaultNQN),
 			`subnqn +: ` + regexp.QuoteMeta(defaultNQN), `kas +: (0x)?1\n`, `sgls +: (0x)?100001`,
-			`oncs +: (0x)?0*c\n`, `vwc +: (0x)?5\n`} {
+			// ONCS 2Ch: Write Zeroes (bit 3), Dataset Management (2) and Reservations (5).
+			`oncs +: (0x)?0*2c\n`, `vwc +: (0x)?5\n`} {
 			if !regexp.MustCompile(want).MatchString(out) {
 				t.Fatalf("id-ctrl lacks %q:\n%s", want, out)
 			}
