@@ -79,9 +79,15 @@ func Attach(pid int, o Options) (*Tracer, error) {
 	// RLIMIT_MEMLOCK; on older ones raising it needs CAP_SYS_RESOURCE. Where it
 	// cannot be raised, loading still works on the kernels that do not need it.
 	_ = rlimit.RemoveMemlock()
+	if err := preflight(); err != nil {
+		return nil, err
+	}
 	tgt, err := openTarget(pid)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrNoProbes) {
+			return nil, err
+		}
+		return nil, explain("open the process", err)
 	}
 	spec, err := loadSluice()
 	if err != nil {
@@ -95,12 +101,12 @@ func Attach(pid int, o Options) (*Tracer, error) {
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, fmt.Errorf("load BPF programs: %w", err)
+		return nil, explain("load BPF programs", err)
 	}
 	t := &Tracer{pid: pid, tgt: tgt, opts: o, coll: coll}
 	if err := t.attach(); err != nil {
 		t.Close()
-		return nil, err
+		return nil, explain("attach", err)
 	}
 	if t.events, err = ringbuf.NewReader(coll.Maps[sluiceMapEvents]); err != nil {
 		t.Close()
