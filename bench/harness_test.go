@@ -32,7 +32,7 @@ func clientCPU() int { return min(1, runtime.NumCPU()-1) }
 // report's numbers are read back from results.json, not expected values.
 func TestQuickHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the daemon")
+		t.Skip("-short: starts the daemon")
 	}
 	dir := t.TempDir()
 	sluiced, sb := build(t, dir)
@@ -151,7 +151,7 @@ func checkFiles(t *testing.T, out string, rep *bench.Report) {
 // nothing per I/O against the real daemon.
 func TestLoadZeroAlloc(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the daemon")
+		t.Skip("-short: starts the daemon")
 	}
 	dir := t.TempDir()
 	sluiced, _ := build(t, dir)

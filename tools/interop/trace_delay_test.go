@@ -6,7 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ type delayForwarder struct {
 	ln    net.Listener
 	dst   string
 	delay atomic.Int64 // nanoseconds
-	wg    sync.WaitGroup
 }
 
 func (f *delayForwarder) serve() {
@@ -35,9 +33,8 @@ func (f *delayForwarder) serve() {
 			c.Close()
 			continue
 		}
-		f.wg.Add(2)
-		go func() { defer f.wg.Done(); f.relayDelayed(c, d) }()
-		go func() { defer f.wg.Done(); _, _ = io.Copy(c, d); c.Close() }()
+		go f.relayDelayed(c, d)
+		go func() { _, _ = io.Copy(c, d); c.Close() }()
 	}
 }
 
@@ -64,7 +61,8 @@ func (f *delayForwarder) relayDelayed(src, dst net.Conn) {
 	for c := range q {
 		time.Sleep(time.Until(c.due))
 		if _, err := dst.Write(c.b); err != nil {
-			break
+			// Ending src ends the reader; draining q keeps it from blocking first.
+			src.Close()
 		}
 	}
 	dst.Close()
